@@ -1,0 +1,27 @@
+"""Arguments shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+
+from measurements import DEFAULT_STORE
+
+
+def add_store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=DEFAULT_STORE,
+                   help="measurement store: a path or sqlite:///PATH URL (default: %(default)s, "
+                        "or $HWDISTILL_STORE)")
+
+
+def print_table(rows: list[dict], cols: list[str] | None = None) -> None:
+    """Plain aligned table on stdout."""
+    if not rows:
+        print("(none)")
+        return
+    cols = cols or list(rows[0])
+    cells = [[str(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))

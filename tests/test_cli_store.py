@@ -1,0 +1,35 @@
+import json
+import subprocess
+import sys
+
+from measurements import Store
+from helpers_store import lat
+
+
+def hw(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "hwdistill", *args], capture_output=True,
+                          text=True, timeout=300, **kw)
+
+
+def test_help_lists_every_command():
+    out = hw("--help").stdout
+    for cmd in ("profile", "fit", "predict", "validate", "search", "distill", "evaluate",
+                "report", "measure", "store"):
+        assert cmd in out
+
+
+def test_store_info_ls_export(tmp_path, fp):
+    db = tmp_path / "s.db"
+    with Store(db) as s:
+        s.register_fingerprint(fp)
+        s.put_latencies([lat(fp.id, i) for i in range(3)])
+    info = json.loads(hw("store", "--store", str(db), "info").stdout)
+    assert info["fingerprints"][fp.id]["latencies"] == 3
+    assert "(3 of 3 rows)" in hw("store", "--store", str(db), "ls", "latencies").stdout
+    r = hw("store", "--store", str(db), "export", "latencies", str(tmp_path / "x.json"))
+    assert r.returncode == 0 and len(json.loads((tmp_path / "x.json").read_text())) == 3
+
+
+def test_missing_store_is_a_clear_error(tmp_path):
+    r = hw("store", "--store", str(tmp_path / "nope.db"), "info")
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
