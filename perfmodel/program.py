@@ -1,0 +1,101 @@
+"""The served program of an (architecture, workload): a jitted forward pass that maps token ids
+and an attention mask to sentence embeddings, with parameters as arguments (as in serving, so
+XLA cannot constant-fold weights).
+
+Lowering uses abstract parameters (shape/dtype structs), so compiling a program for latency
+work allocates no weights; only timing needs concrete arrays (:func:`concrete_args`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from distill import StudentConfig, Workload, abstract_encoder, init_encoder, mean_pool
+
+__all__ = ["serving_fn", "abstract_args", "concrete_args", "compile_local", "Compiled"]
+
+
+def serving_fn(cfg: StudentConfig):
+    """``f(params, input_ids, attention_mask) -> (B, H) embeddings`` for ``cfg``."""
+    graphdef, _ = nnx.split(abstract_encoder(cfg))
+
+    def f(params, input_ids, attention_mask):
+        model = nnx.merge(graphdef, params)
+        out = model(input_ids, attention_mask)
+        return mean_pool(out.last_hidden_state, attention_mask)
+
+    return f
+
+
+def _cast(tree, dtype):
+    def cast(x):
+        if jnp.issubdtype(x.dtype, jnp.floating):
+            return (jax.ShapeDtypeStruct(x.shape, dtype) if isinstance(x, jax.ShapeDtypeStruct)
+                    else x.astype(dtype))
+        return x
+    return jax.tree.map(cast, tree)
+
+
+def abstract_args(cfg: StudentConfig, wl: Workload, sharding=None):
+    """Shape/dtype structs for (params, input_ids, attention_mask)."""
+    wl.check(cfg)
+    params = nnx.state(abstract_encoder(cfg), nnx.Param)
+    params = jax.tree.map(lambda v: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=sharding),
+                          _cast(params, jnp.dtype(wl.dtype)))
+    ids = jax.ShapeDtypeStruct((wl.batch_size, wl.seq_len), jnp.int32, sharding=sharding)
+    return params, ids, ids
+
+
+def concrete_args(cfg: StudentConfig, wl: Workload, seed: int = 0):
+    """Randomly initialised parameters and random token ids with a ragged attention mask."""
+    wl.check(cfg)
+    params = _cast(nnx.state(init_encoder(cfg, seed), nnx.Param), jnp.dtype(wl.dtype))
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1000, cfg.vocab_size, (wl.batch_size, wl.seq_len), dtype=np.int32)
+    lengths = rng.integers(wl.seq_len // 2, wl.seq_len + 1, wl.batch_size)
+    mask = (np.arange(wl.seq_len)[None] < lengths[:, None]).astype(np.int32)
+    return params, jnp.asarray(ids), jnp.asarray(mask)
+
+
+@dataclasses.dataclass(frozen=True)
+class Compiled:
+    """A compiled program with how long lowering/compiling took and XLA's cost analysis."""
+
+    config: StudentConfig
+    workload: Workload
+    target: str
+    executable: object          # jax.stages.Compiled
+    lower_s: float
+    compile_s: float
+    flops: float
+    bytes_accessed: float
+
+    @property
+    def hlo_text(self) -> str:
+        return self.executable.as_text()
+
+
+def _cost(executable) -> tuple[float, float]:
+    ca = executable.cost_analysis()
+    if isinstance(ca, (list, tuple)):
+        ca = ca[0] if ca else {}
+    ca = ca or {}
+    return float(ca.get("flops", np.nan)), float(ca.get("bytes accessed", np.nan))
+
+
+def compile_local(cfg: StudentConfig, wl: Workload) -> Compiled:
+    """Lower and compile the serving program for the local backend (CPU here)."""
+    fn = jax.jit(serving_fn(cfg))
+    t0 = time.perf_counter()
+    lowered = fn.lower(*abstract_args(cfg, wl))
+    t1 = time.perf_counter()
+    exe = lowered.compile()
+    t2 = time.perf_counter()
+    flops, nbytes = _cost(exe)
+    return Compiled(cfg, wl, jax.default_backend(), exe, t1 - t0, t2 - t1, flops, nbytes)
