@@ -88,6 +88,21 @@ class HloOp:
     estimated_cycles: float = math.nan  # TPU compiler's estimate, when present
     metadata_op: str = ""              # JAX op name from metadata (for humans)
 
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HloOp":
+        d = dict(d)
+        for k in ("result", "operands"):
+            d[k] = tuple(Shape(s["dtype"], tuple(s["dims"]), s.get("layout", ""),
+                               s.get("tiling", "")) for s in d[k])
+        d["fused_opcodes"] = tuple(d["fused_opcodes"])
+        d["dot_dims"] = tuple(d["dot_dims"])
+        est = d.get("estimated_cycles")
+        d["estimated_cycles"] = math.nan if est is None else float(est)
+        return cls(**d)
+
     @property
     def result_bytes(self) -> float:
         return sum(s.bytes for s in self.result)

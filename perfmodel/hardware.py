@@ -1,0 +1,90 @@
+"""Hardware specs: one table with sources, plus a measured probe for the host CPU.
+
+TPU figures are per chip, from Google's Cloud TPU documentation. On TPU, f32 matmuls use
+bf16 MXU passes at JAX's default precision, so the bf16 peak is used for both dtypes.
+The host CPU has no datasheet here: :func:`probe_cpu` measures a matmul and a streaming add.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+__all__ = ["HardwareSpec", "TPU_SPECS", "spec_for", "probe_cpu", "TPU_TOPOLOGY"]
+
+
+@dataclasses.dataclass(frozen=True)
+class HardwareSpec:
+    name: str
+    peak_flops_per_s: float          # dense matmul peak (bf16 on TPU; f32 measured on CPU)
+    hbm_bytes_per_s: float           # main-memory bandwidth
+    hbm_bytes: float                 # main-memory capacity
+    source: str                      # where the numbers come from
+
+    def roofline_s(self, flops: float, nbytes: float) -> float:
+        return max(flops / self.peak_flops_per_s, nbytes / self.hbm_bytes_per_s)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_GB = 1e9
+_GIB = 2**30
+TPU_SPECS: dict[str, HardwareSpec] = {
+    "tpu-v2": HardwareSpec("tpu-v2", 45e12, 600 * _GB, 16 * _GIB,
+                           "cloud.google.com/tpu/docs/system-architecture-tpu-vm (v2 chip)"),
+    "tpu-v3": HardwareSpec("tpu-v3", 123e12, 900 * _GB, 32 * _GIB,
+                           "cloud.google.com/tpu/docs/system-architecture-tpu-vm (v3 chip)"),
+    "tpu-v4": HardwareSpec("tpu-v4", 275e12, 1200 * _GB, 32 * _GIB,
+                           "cloud.google.com/tpu/docs/v4"),
+    "tpu-v5e": HardwareSpec("tpu-v5e", 197e12, 819 * _GB, 16 * _GB,
+                            "cloud.google.com/tpu/docs/v5e"),
+    "tpu-v5p": HardwareSpec("tpu-v5p", 459e12, 2765 * _GB, 95 * _GB,
+                            "cloud.google.com/tpu/docs/v5p"),
+    "tpu-v6e": HardwareSpec("tpu-v6e", 918e12, 1638 * _GB, 32 * _GB,
+                            "cloud.google.com/tpu/docs/v6e"),
+}
+# libtpu AOT topology names and the TPU_ACCELERATOR_TYPE libtpu wants on a host without a TPU
+TPU_TOPOLOGY = {"tpu-v2": ("v2:1x1", "v2-8"), "tpu-v3": ("v3:1x1", "v3-8"),
+                "tpu-v4": ("v4:1x1x1", "v4-8"), "tpu-v5e": ("v5e:1x1", "v5litepod-1"),
+                "tpu-v5p": ("v5p:1x1x1", "v5p-8"), "tpu-v6e": ("v6e:1x1", "v6e-1")}
+
+
+def spec_for(target: str) -> HardwareSpec:
+    if target in TPU_SPECS:
+        return TPU_SPECS[target]
+    if target == "cpu":
+        return probe_cpu()
+    raise ValueError(f"unknown hardware target {target!r}; known: cpu, {', '.join(TPU_SPECS)}")
+
+
+_CPU_CACHE: dict[str, HardwareSpec] = {}
+
+
+def probe_cpu(n: int = 1024, repeats: int = 5) -> HardwareSpec:
+    """Measure this host: f32 matmul FLOP/s (n x n) and streaming bandwidth (64 MiB add).
+    Best of ``repeats`` (peaks, not typical values). Cached per process."""
+    if "cpu" in _CPU_CACHE:
+        return _CPU_CACHE["cpu"]
+    import os
+
+    import jax
+    import jax.numpy as jnp
+
+    def best(f, *args):
+        jax.block_until_ready(f(*args))
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            jax.block_until_ready(f(*args))
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    a = jnp.ones((n, n), jnp.float32)
+    flops = 2 * n**3 / best(jax.jit(lambda x: x @ x), a)
+    v = jnp.ones((16 * 2**20,), jnp.float32)                  # 64 MiB
+    bw = 3 * v.nbytes / best(jax.jit(lambda x, y: x + y), v, v)  # 2 reads + 1 write
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    _CPU_CACHE["cpu"] = HardwareSpec("cpu", flops, bw, float(mem),
+                                     f"measured by probe_cpu (matmul {n}^3, 64 MiB add)")
+    return _CPU_CACHE["cpu"]

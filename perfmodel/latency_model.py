@@ -1,0 +1,162 @@
+"""The learned latency model: XGBoost per-op latency (log target) plus a composition model
+from a program's op predictions to its end-to-end latency.
+
+Composition is a real model, not a plain sum: on this 2-core CPU independent ops overlap and
+the profiler perturbs what it measures (sum of op times was 0.86x-1.5x end-to-end, DESIGN.md),
+and each executed op costs dispatch overhead. It is fitted as
+``latency_us = a + b * sum(pred_op_us) + c * n_ops`` (non-negative least squares) on
+*out-of-fold* op predictions, so its coefficients see the op model's real errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import xgboost as xgb
+from scipy.optimize import nnls
+
+from measurements import Store
+
+from .features import FEATURE_NAMES, FEATURE_SCHEMA, feature_matrix
+from .hardware import HardwareSpec
+from .hlo import HloOp
+from .sweep import PROFILE_TAG
+
+__all__ = ["LatencyModel", "fit_from_store", "ModelError", "ARTIFACT_VERSION"]
+
+ARTIFACT_VERSION = 1
+XGB_PARAMS = dict(n_estimators=600, max_depth=7, learning_rate=0.05, subsample=0.9,
+                  colsample_bytree=0.9, min_child_weight=2, reg_lambda=1.0)
+
+
+class ModelError(ValueError):
+    """A model artifact is missing, corrupt, or for other hardware / another schema."""
+
+
+@dataclasses.dataclass
+class LatencyModel:
+    booster: xgb.XGBRegressor
+    composition: tuple[float, float, float]     # (a_us, b, c_us_per_op)
+    spec: HardwareSpec
+    fingerprint_id: str
+    summary: dict
+
+    def predict_ops_us(self, ops: list[HloOp]) -> np.ndarray:
+        if not ops:
+            return np.zeros(0)
+        return np.expm1(self.booster.predict(feature_matrix(ops, self.spec)))
+
+    def compose_us(self, sum_op_us: float, n_ops: float) -> float:
+        a, b, c = self.composition
+        return a + b * sum_op_us + c * n_ops
+
+    def predict_program_ms(self, ops: list[HloOp]) -> float:
+        return self.compose_us(float(self.predict_ops_us(ops).sum()), len(ops)) / 1e3
+
+    # -- artifact ---------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(d / "op_model.json"))
+        meta = {"artifact_version": ARTIFACT_VERSION, "feature_schema": FEATURE_SCHEMA,
+                "feature_names": list(FEATURE_NAMES), "fingerprint_id": self.fingerprint_id,
+                "spec": self.spec.to_dict(), "composition": list(self.composition),
+                "summary": self.summary}
+        (d / "meta.json").write_text(json.dumps(meta, indent=2))
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path, *, fingerprint_id: str | None = None) -> "LatencyModel":
+        d = Path(directory)
+        if not (d / "meta.json").is_file() or not (d / "op_model.json").is_file():
+            raise ModelError(f"{d} is not a latency model artifact (needs meta.json and "
+                             "op_model.json); train one with `hwdistill fit`")
+        try:
+            meta = json.loads((d / "meta.json").read_text())
+        except json.JSONDecodeError as e:
+            raise ModelError(f"{d / 'meta.json'} is corrupt ({e}); re-run `hwdistill fit`") from e
+        if meta.get("artifact_version") != ARTIFACT_VERSION or \
+                meta.get("feature_schema") != FEATURE_SCHEMA:
+            raise ModelError(f"model {d} has artifact version {meta.get('artifact_version')} / "
+                             f"feature schema {meta.get('feature_schema')}; this hwdistill "
+                             f"needs {ARTIFACT_VERSION} / {FEATURE_SCHEMA}. Re-run `hwdistill "
+                             "fit` (the store keeps the raw op records)")
+        if fingerprint_id is not None and meta["fingerprint_id"] != fingerprint_id:
+            raise ModelError(f"model {d} was trained on fingerprint {meta['fingerprint_id']}, "
+                             f"not {fingerprint_id} (this hardware). Fit a model for this "
+                             "machine with `hwdistill fit`, or pass --allow-foreign-model")
+        booster = xgb.XGBRegressor()
+        booster.load_model(str(d / "op_model.json"))
+        return cls(booster, tuple(meta["composition"]), HardwareSpec(**meta["spec"]),
+                   meta["fingerprint_id"], meta["summary"])
+
+
+def _training_data(store: Store, fingerprint_id: str):
+    ops_by_prog: dict[str, list] = defaultdict(list)
+    for rec in store.op_timings(fingerprint_id):
+        ops_by_prog[rec.program].append(rec)
+    programs = []
+    for lat in store.latencies(fingerprint_id):
+        prog = lat.extra.get("program")
+        if lat.tag == PROFILE_TAG and prog in ops_by_prog:
+            programs.append((prog, lat.latency_ms_median * 1e3))
+    return ops_by_prog, programs
+
+
+def _fit_booster(X, y, seed):
+    m = xgb.XGBRegressor(**XGB_PARAMS, random_state=seed, n_jobs=2)
+    m.fit(X, y)
+    return m
+
+
+def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, seed: int = 0,
+                   folds: int = 5) -> LatencyModel:
+    """Fit the op model and the composition model on every profiled program of a fingerprint."""
+    ops_by_prog, programs = _training_data(store, fingerprint_id)
+    if len(programs) < folds:
+        raise ModelError(f"the store has {len(programs)} profiled program(s) for fingerprint "
+                         f"{fingerprint_id}; need at least {folds}. Run `hwdistill profile` "
+                         "first (e.g. --archs 40)")
+    t0 = time.time()
+    prog_ids = [p for p, _ in programs]
+    hops = {p: [HloOp.from_dict(r.features) for r in ops_by_prog[p]] for p in prog_ids}
+    X = {p: feature_matrix(hops[p], spec) for p in prog_ids}
+    y = {p: np.log1p(np.array([r.time_us_median for r in ops_by_prog[p]])) for p in prog_ids}
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(prog_ids))
+    oof_sum = np.zeros(len(prog_ids))
+    op_err = []
+    for k in range(folds):  # grouped by program: no program's ops are in its own training set
+        test = order[k::folds]
+        train = np.setdiff1d(order, test)
+        m = _fit_booster(np.vstack([X[prog_ids[i]] for i in train]),
+                         np.concatenate([y[prog_ids[i]] for i in train]), seed)
+        for i in test:
+            p = prog_ids[i]
+            pred = np.expm1(m.predict(X[p]))
+            oof_sum[i] = pred.sum()
+            true = np.expm1(y[p])
+            op_err.append(np.abs(pred - true) / np.maximum(true, 1e-3))
+    n_ops = np.array([len(hops[p]) for p in prog_ids], float)
+    e2e = np.array([lat for _, lat in programs])
+    A = np.column_stack([np.ones_like(oof_sum), oof_sum, n_ops])
+    coef, _ = nnls(A, e2e)
+    comp_pred = A @ coef
+    booster = _fit_booster(np.vstack(list(X.values())), np.concatenate(list(y.values())), seed)
+    op_err = np.concatenate(op_err)
+    summary = {
+        "programs": len(prog_ids), "ops": int(sum(len(v) for v in hops.values())),
+        "fit_s": round(time.time() - t0, 2), "seed": seed, "folds": folds,
+        "xgb_params": XGB_PARAMS,
+        "cv_op_median_ape": float(np.median(op_err)),
+        "cv_e2e_mape": float(np.mean(np.abs(comp_pred - e2e) / e2e)),
+        "cv_e2e_within_10pct": float(np.mean(np.abs(comp_pred - e2e) / e2e <= 0.10)),
+        "composition": {"a_us": coef[0], "b": coef[1], "c_us_per_op": coef[2]},
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return LatencyModel(booster, tuple(float(c) for c in coef), spec, fingerprint_id, summary)

@@ -1,0 +1,159 @@
+"""Profiler traces -> per-op device times. Pure parsing, testable without hardware.
+
+Two Chrome-trace JSON flavours are read:
+
+* JAX's own capture on XLA:CPU (``*.trace.json.gz`` written by ``jax.profiler.trace``): op events
+  carry ``args.hlo_module``, ``args.hlo_op`` and ``args.run_id`` (one id per execution).
+* Device planes of an XSpace (``*.xplane.pb``, TPU or GPU) converted by the official XProf
+  converter (``xprof`` on PyPI, :func:`xplane_to_trace_json`): on each ``/device:...`` process,
+  thread "XLA Ops" holds op events (name = HLO instruction, ``args.group_id`` = execution,
+  ``args.device_duration_ps``) and thread "XLA Modules" names the module of each group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["OpEvent", "OpStat", "TraceError", "load_trace", "parse_events", "op_stats",
+           "xplane_to_trace_json"]
+
+
+class TraceError(ValueError):
+    """A trace is corrupt or does not contain what was expected."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OpEvent:
+    module: str
+    op: str
+    run: str         # one execution of the module
+    device: str
+    ts_us: float
+    dur_us: float
+
+
+@dataclasses.dataclass(frozen=True)
+class OpStat:
+    """Per-execution time of one op across the kept runs (summed if it ran several times)."""
+
+    op: str
+    time_us_median: float
+    time_us_iqr: float
+    time_us_p90: float
+    n_runs: int
+
+
+def load_trace(path: str | Path) -> dict:
+    """Read a Chrome-trace JSON file (optionally gzipped)."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+        text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        data = json.loads(text)
+    except (OSError, EOFError, gzip.BadGzipFile, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TraceError(f"trace {p} is unreadable or corrupt ({type(e).__name__}: {e}); "
+                         "re-capture the profile") from e
+    if isinstance(data, list):
+        data = {"traceEvents": data}
+    if not isinstance(data, dict) or not isinstance(data.get("traceEvents"), list):
+        raise TraceError(f"trace {p} has no traceEvents list: not a Chrome-trace JSON file")
+    return data
+
+
+_HASH_SUFFIX = re.compile(r"\(\d+\)$")
+
+
+def parse_events(trace: dict) -> list[OpEvent]:
+    """All HLO op events of a trace, from a CPU (JAX) or device (XProf) capture."""
+    events = trace["traceEvents"]
+    procs, threads = {}, {}
+    for e in events:
+        if e.get("ph") == "M" and e.get("name") == "process_name":
+            procs[e.get("pid")] = e.get("args", {}).get("name", "")
+        elif e.get("ph") == "M" and e.get("name") == "thread_name":
+            threads[(e.get("pid"), e.get("tid"))] = e.get("args", {}).get("name", "")
+    out: list[OpEvent] = []
+    module_of_group: dict[tuple, str] = {}
+    for e in events:  # device planes: module names per (pid, group)
+        if e.get("ph") == "X" and threads.get((e.get("pid"), e.get("tid"))) == "XLA Modules":
+            gid = e.get("args", {}).get("group_id")
+            module_of_group[(e["pid"], gid)] = _HASH_SUFFIX.sub("", e.get("name", ""))
+    for e in events:
+        if e.get("ph") != "X":
+            continue
+        args = e.get("args") or {}
+        try:
+            if "hlo_op" in args and "hlo_module" in args:                   # XLA:CPU via JAX
+                out.append(OpEvent(args["hlo_module"], args["hlo_op"], str(args.get("run_id")),
+                                   procs.get(e.get("pid"), ""), float(e["ts"]),
+                                   float(e["dur"])))
+            elif threads.get((e.get("pid"), e.get("tid"))) == "XLA Ops":    # TPU/GPU planes
+                gid = args.get("group_id")
+                dur = (float(args["device_duration_ps"]) / 1e6 if "device_duration_ps" in args
+                       else float(e["dur"]))
+                out.append(OpEvent(module_of_group.get((e["pid"], gid), ""), e["name"],
+                                   f"{e['pid']}:{gid}", procs.get(e["pid"], ""),
+                                   float(e["ts"]), dur))
+        except (KeyError, TypeError, ValueError) as err:
+            raise TraceError(f"malformed op event {str(e)[:160]}: {err}") from err
+    return out
+
+
+def op_stats(events: list[OpEvent], module: str, *, warmup_runs: int = 1,
+             device: str | None = None) -> tuple[dict[str, OpStat], list[float]]:
+    """Per-op statistics for ``module`` after dropping the first ``warmup_runs`` executions,
+    plus the per-run sum of op times (µs), one entry per kept run."""
+    runs: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    start: dict[str, float] = {}
+    for ev in events:
+        if ev.module != module or (device is not None and ev.device != device):
+            continue
+        runs[ev.run][ev.op] += ev.dur_us
+        start[ev.run] = min(start.get(ev.run, ev.ts_us), ev.ts_us)
+    if not runs:
+        modules = sorted({e.module for e in events})
+        raise TraceError(f"no op events of module {module!r} in the trace; modules seen: "
+                         f"{modules[:8]}. Was the right program profiled?")
+    order = sorted(runs, key=start.get)
+    kept = order[warmup_runs:]
+    if not kept:
+        raise TraceError(f"the trace has {len(order)} run(s) of {module!r}, all dropped as "
+                         f"warm-up (warmup_runs={warmup_runs}); profile more runs")
+    ops = sorted({op for r in kept for op in runs[r]})
+    stats = {}
+    for op in ops:
+        x = np.array([runs[r].get(op, 0.0) for r in kept])
+        q1, med, q3, p90 = np.percentile(x, [25, 50, 75, 90])
+        stats[op] = OpStat(op, float(med), float(q3 - q1), float(p90), len(x))
+    return stats, [sum(runs[r].values()) for r in kept]
+
+
+def xplane_to_trace_json(xplane_path: str | Path) -> dict:
+    """Convert a TPU/GPU ``*.xplane.pb`` with the official XProf converter (``pip install
+    xprof``) into the Chrome-trace JSON :func:`parse_events` reads."""
+    try:
+        from xprof.convert import raw_to_tool_data
+    except ImportError as e:
+        raise TraceError("reading *.xplane.pb needs the XProf converter: pip install "
+                         "'hwdistill[xprof]' (or pip install xprof)") from e
+    p = Path(xplane_path)
+    if not p.is_file():
+        raise TraceError(f"xplane file {p} does not exist")
+    try:
+        data, _ = raw_to_tool_data.xspace_to_tool_data([str(p)], "trace_viewer", {})
+    except Exception as e:  # the converter raises plain RuntimeErrors on bad protobufs
+        raise TraceError(f"XProf could not convert {p} ({type(e).__name__}: {e}); the file is "
+                         "probably corrupt") from e
+    if isinstance(data, bytes):
+        data = data.decode()
+    trace = json.loads(data) if isinstance(data, str) else data
+    if not isinstance(trace, dict) or "traceEvents" not in trace:
+        raise TraceError(f"XProf returned no trace events for {p}")
+    return trace
