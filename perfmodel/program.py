@@ -57,7 +57,8 @@ def concrete_args(cfg: StudentConfig, wl: Workload, seed: int = 0):
     wl.check(cfg)
     params = _cast(nnx.state(init_encoder(cfg, seed), nnx.Param), jnp.dtype(wl.dtype))
     rng = np.random.default_rng(seed)
-    ids = rng.integers(1000, cfg.vocab_size, (wl.batch_size, wl.seq_len), dtype=np.int32)
+    ids = rng.integers(min(1000, cfg.vocab_size // 2), cfg.vocab_size, (wl.batch_size, wl.seq_len),
+                       dtype=np.int32)
     lengths = rng.integers(wl.seq_len // 2, wl.seq_len + 1, wl.batch_size)
     mask = (np.arange(wl.seq_len)[None] < lengths[:, None]).astype(np.int32)
     return params, jnp.asarray(ids), jnp.asarray(mask)

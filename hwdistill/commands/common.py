@@ -25,3 +25,8 @@ def print_table(rows: list[dict], cols: list[str] | None = None) -> None:
     print("  ".join("-" * w for w in widths))
     for row in cells:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+
+
+def default_model_dir(fingerprint_id: str) -> str:
+    import os
+    return os.path.join(os.environ.get("HWDISTILL_MODELS", "hwdistill-models"), fingerprint_id)

@@ -1,0 +1,42 @@
+"""Shared by the benchmark scripts: machine/version metadata and result writing."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine_info() -> dict:
+    from measurements import detect
+    fp = detect("cpu")
+    vers = {}
+    for d in ("jax", "jaxlib", "flax", "optax", "xgboost", "scikit-learn", "numpy", "libtpu",
+              "transformers", "torch"):
+        try:
+            vers[d] = metadata.version(d)
+        except metadata.PackageNotFoundError:
+            pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, cwd=Path(__file__).parent).stdout.strip()
+    except OSError:
+        commit = ""
+    return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "fingerprint": fp.id, "cpu_model": fp.cpu_model, "cpu_cores": fp.cpu_cores,
+            "python": platform.python_version(), "versions": vers, "git_commit": commit}
+
+
+def write_result(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"benchmark": name, "machine": machine_info(), **payload},
+                               indent=2, default=float))
+    return path

@@ -1,0 +1,138 @@
+"""Latency predictor vs. the hardware, and vs. three baselines, in one run.
+
+Trains the learned op model and the baselines on the profiled programs of the store
+(`hwdistill profile`), samples held-out architectures with another seed (none in the training
+set), measures them interleaved for several rounds on this CPU, and reports for every predictor
+MAPE, share within +-5% / +-10%, Spearman and Kendall tau, the measurement noise floor, and the
+speed of prediction vs. measurement. Writes benchmarks/results/latency_predictor.{json,png}.
+
+    python benchmarks/latency_predictor.py --store benchmarks/store/cpu.db --archs 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import RESULTS, write_result  # noqa: E402
+
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from distill import StudentConfig, Workload  # noqa: E402
+from measurements import Store, detect  # noqa: E402
+from perfmodel.baselines import ArchRegressor, FlopsLinear, RooflineLinear  # noqa: E402
+from perfmodel.hardware import probe_cpu  # noqa: E402
+from perfmodel.latency_model import fit_from_store  # noqa: E402
+from perfmodel.predict import Predictor  # noqa: E402
+from perfmodel.sweep import PROFILE_TAG  # noqa: E402
+from perfmodel.validate import measure_interleaved, plot_predicted_vs_measured, score  # noqa
+from search import DEFAULT_SPACE  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", default="benchmarks/store/cpu.db")
+    ap.add_argument("--archs", type=int, default=50)
+    ap.add_argument("--workload", action="append", default=None)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--budget-s", type=float, default=1.0)
+    args = ap.parse_args()
+    workloads = [Workload.parse(w) for w in (args.workload or ["1,128", "8,128"])]
+    fp = detect("cpu")
+    spec = probe_cpu()
+
+    with Store(args.store, readonly=True) as store:
+        model = fit_from_store(store, fp.id, spec)
+        train = [r for r in store.latencies(fp.id) if r.tag == PROFILE_TAG]
+        prog_totals = defaultdict(lambda: [0.0, 0.0])
+        for op in store.op_timings(fp.id):
+            t = prog_totals[op.program]
+            t[0] += op.features["flops"]
+            t[1] += op.features["bytes_accessed"]
+    print(f"trained on {model.summary['programs']} programs / {model.summary['ops']} ops; "
+          f"CV e2e MAPE {model.summary['cv_e2e_mape']:.3f}")
+    tr_pairs = [(StudentConfig.from_dict(r.arch), Workload(**r.workload)) for r in train]
+    tr_lat = np.array([r.latency_ms_median for r in train])
+    tr_flops = np.array([prog_totals[r.extra["program"]][0] for r in train])
+    tr_bytes = np.array([prog_totals[r.extra["program"]][1] for r in train])
+    flops_lin = FlopsLinear().fit(tr_flops, tr_lat)
+    roof_lin = RooflineLinear(spec).fit(tr_flops, tr_bytes, tr_lat)
+    arch_reg = ArchRegressor().fit(tr_pairs, tr_lat)
+
+    seen = {c for c, _ in tr_pairs}
+    cfgs = [c for c in DEFAULT_SPACE.sample(args.archs * 2, args.seed) if c not in seen]
+    cfgs = cfgs[: args.archs]
+    pairs = [(c, w) for c in cfgs for w in workloads]
+
+    pred = Predictor("cpu", model)
+    t0 = time.perf_counter()
+    ours = np.array([pred.predict(c, w).latency_ms for c, w in tqdm(pairs, desc="predict")])
+    cold_s = (time.perf_counter() - t0) / len(pairs)
+    reps = 20
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        for c, w in pairs:
+            pred.predict(c, w)
+    warm_s = (time.perf_counter() - t0) / (reps * len(pairs))
+
+    bar = tqdm(total=len(pairs) * (args.rounds + 1), desc="measure")
+    meas = measure_interleaved(pairs, rounds=args.rounds, budget_s=args.budget_s,
+                               progress=lambda _: bar.update(1))
+    bar.close()
+    y = meas.latency_ms
+    preds = {"learned_op_model": ours,
+             "flops_linear": flops_lin.predict(meas.flops),
+             "xla_roofline_linear": roof_lin.predict(meas.flops, meas.bytes_accessed),
+             "arch_regressor": arch_reg.predict(pairs)}
+    scores = {k: score(v, y) for k, v in preds.items()}
+    per_wl = {str(w): score(ours[[i for i, (_, ww) in enumerate(pairs) if ww == w]],
+                            y[[i for i, (_, ww) in enumerate(pairs) if ww == w]])
+              for w in workloads}
+    measure_per_arch_s = float(np.mean(meas.compile_s + meas.measure_s / args.rounds))
+    result = {
+        "command": "python benchmarks/latency_predictor.py " + " ".join(sys.argv[1:]),
+        "train": {"programs": model.summary["programs"], "ops": model.summary["ops"],
+                  "cv": {k: model.summary[k] for k in ("cv_op_median_ape", "cv_e2e_mape",
+                                                       "cv_e2e_within_10pct")},
+                  "composition": model.summary["composition"]},
+        "held_out": {"archs": len(cfgs), "programs": len(pairs),
+                     "workloads": [str(w) for w in workloads], "rounds": args.rounds,
+                     "latency_ms_range": [float(y.min()), float(y.max())]},
+        "noise_floor": {"rounds_agree_within_10pct": meas.noise_within_10pct,
+                        "single_round_within_10pct_of_median":
+                            meas.round_vs_median_within_10pct},
+        "scores": scores, "learned_by_workload": per_wl,
+        "speed": {"predict_warm_s_per_arch": warm_s, "predict_cold_s_per_arch": cold_s,
+                  "measure_s_per_arch": measure_per_arch_s,
+                  "speedup_warm": measure_per_arch_s / warm_s,
+                  "speedup_cold": measure_per_arch_s / cold_s},
+        "goals": {"within_10pct>=0.95": scores["learned_op_model"]["within_10pct"] >= 0.95,
+                  "spearman>=0.98": scores["learned_op_model"]["spearman"] >= 0.98,
+                  "speedup>=10000": measure_per_arch_s / warm_s >= 10_000,
+                  "beats_all_baselines": all(
+                      scores["learned_op_model"]["mape"] < s["mape"]
+                      for k, s in scores.items() if k != "learned_op_model")},
+        "cpu_spec": spec.to_dict(),
+    }
+    path = write_result("latency_predictor", result)
+    plot_predicted_vs_measured({k: (v, y) for k, v in preds.items()},
+                               RESULTS / "latency_predictor.png",
+                               f"{len(pairs)} held-out programs, {fp.cpu_model}")
+    for k, s in scores.items():
+        print(f"{k:22s} MAPE {s['mape']:.3f}  ±5% {s['within_5pct']:.2f}  ±10% "
+              f"{s['within_10pct']:.2f}  Spearman {s['spearman']:.4f}  tau {s['kendall_tau']:.3f}")
+    print(f"noise: rounds agree within ±10%: {meas.noise_within_10pct:.2f}")
+    print(f"speed: predict warm {warm_s * 1e6:.1f} us/arch, cold {cold_s:.2f} s/arch, measure "
+          f"{measure_per_arch_s:.2f} s/arch -> {measure_per_arch_s / warm_s:,.0f}x (warm)")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

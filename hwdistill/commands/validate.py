@@ -1,0 +1,80 @@
+"""Measure held-out architectures on this machine and score the latency predictor.
+
+  hwdistill validate --target cpu --archs 50 --workload 1,128 --workload 8,128
+
+Held-out architectures are sampled with --seed (default 1, the profiler samples with 0) and any
+architecture present in the store's profiled set is dropped, so none was seen in training. Each
+program is measured --rounds times, interleaved; the table reports MAPE, share within +-5% and
++-10%, Spearman and Kendall tau, and the noise floor (how often two rounds of the same program
+agree within +-10%). Writes validation.json and a predicted-vs-measured PNG to --out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .common import add_store_arg, default_model_dir, print_table
+
+
+def add_parser(p):
+    p.add_argument("--target", default="cpu", choices=["cpu"],
+                   help="only the local CPU can be timed on this machine")
+    p.add_argument("--archs", type=int, default=50)
+    p.add_argument("--workload", action="append", default=None, metavar="B,S[,DTYPE]",
+                   help="repeatable (default: 1,128 and 8,128)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--budget-s", type=float, default=1.0, help="timing budget per round")
+    p.add_argument("--model", help="model artifact (default: this machine's)")
+    p.add_argument("--out", default="validation", help="output directory")
+    add_store_arg(p)
+
+
+def run(args):
+    from tqdm import tqdm
+
+    from distill import Workload
+    from measurements import Store, detect
+    from perfmodel.latency_model import LatencyModel
+    from perfmodel.predict import Predictor
+    from perfmodel.validate import measure_interleaved, plot_predicted_vs_measured, score
+    from search import DEFAULT_SPACE
+
+    fp = detect("cpu")
+    model = LatencyModel.load(args.model or default_model_dir(fp.id), fingerprint_id=fp.id)
+    workloads = [Workload.parse(w) for w in (args.workload or ["1,128", "8,128"])]
+    with Store(args.store) as store:
+        seen = {tuple(sorted(r.arch.items())) for r in store.latencies(fp.id)}
+        cfgs = [c for c in DEFAULT_SPACE.sample(args.archs * 2, args.seed)
+                if tuple(sorted(c.to_dict().items())) not in seen][: args.archs]
+        pairs = [(c, w) for c in cfgs for w in workloads]
+        pred = Predictor("cpu", model)
+        preds = [pred.predict(c, w).latency_ms for c, w in tqdm(pairs, desc="predicting")]
+        bar = tqdm(total=len(pairs) * (args.rounds + 1), desc="measuring")
+        meas = measure_interleaved(pairs, rounds=args.rounds, budget_s=args.budget_s,
+                                   progress=lambda _: bar.update(1))
+        bar.close()
+        run_id = store.start_run("validate", fingerprint_id=fp.id, args={"archs": args.archs,
+                                                                         "seed": args.seed})
+        from measurements import LatencyRecord
+        import numpy as np
+        store.put_latencies([LatencyRecord(
+            fp.id, c.to_dict(), w.to_dict(), float(m), float(np.subtract(*np.percentile(
+                r, [75, 25]))), float(np.percentile(r, 90)), len(r), run_id=run_id,
+            tag="validate", extra={"rounds_ms": list(map(float, r))})
+            for (c, w), m, r in zip(pairs, meas.latency_ms, meas.rounds_ms)])
+        store.finish_run(run_id)
+    s = score(preds, meas.latency_ms)
+    s["noise_rounds_within_10pct"] = meas.noise_within_10pct
+    s["archs"], s["workloads"] = len(cfgs), [str(w) for w in workloads]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "validation.json").write_text(json.dumps(s, indent=2))
+    png = plot_predicted_vs_measured({"learned op model": (preds, meas.latency_ms)},
+                                     out / "predicted_vs_measured.png",
+                                     f"{len(pairs)} held-out programs on {fp.cpu_model}")
+    print_table([{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in s.items()
+                  if k != "workloads"}])
+    print(f"wrote {out / 'validation.json'} and {png}")
+    return 0

@@ -1,0 +1,122 @@
+"""Validation of latency predictions against the hardware.
+
+Held-out architectures are measured repeatedly and *interleaved* (every round visits every
+program in a new order), because on a shared machine the same program measured minutes apart
+differed by up to 35% (DESIGN.md). The measured latency is the median of the round medians; the
+noise floor is how often two rounds of the same program agree within +-10% of each other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import stats
+
+from distill import StudentConfig, Workload
+from measurements import time_callable
+
+from .program import compile_local, concrete_args
+
+__all__ = ["InterleavedResult", "measure_interleaved", "score", "plot_predicted_vs_measured"]
+
+
+@dataclasses.dataclass(frozen=True)
+class InterleavedResult:
+    latency_ms: np.ndarray          # (P,) median over rounds
+    rounds_ms: np.ndarray           # (P, R) per-round medians
+    compile_s: np.ndarray           # (P,)
+    measure_s: np.ndarray           # (P,) wall time spent timing each program, all rounds
+    flops: np.ndarray               # (P,) XLA cost_analysis of the compiled program
+    bytes_accessed: np.ndarray      # (P,)
+
+    @property
+    def noise_within_10pct(self) -> float:
+        """Share of (program, round pair) where two rounds agree within +-10% of each other."""
+        r = self.rounds_ms
+        agree = [abs(r[p, i] - r[p, j]) / min(r[p, i], r[p, j]) <= 0.10
+                 for p in range(r.shape[0]) for i in range(r.shape[1])
+                 for j in range(i + 1, r.shape[1])]
+        return float(np.mean(agree)) if agree else float("nan")
+
+    @property
+    def round_vs_median_within_10pct(self) -> float:
+        """Share of single rounds within +-10% of the program's final (median) latency: the
+        best a perfect predictor could score against one round."""
+        return float(np.mean(np.abs(self.rounds_ms / self.latency_ms[:, None] - 1) <= 0.10))
+
+
+def measure_interleaved(pairs: Sequence[tuple[StudentConfig, Workload]], *, rounds: int = 3,
+                        budget_s: float = 1.0, seed: int = 0,
+                        progress: Callable[[str], None] | None = None) -> InterleavedResult:
+    import time
+
+    compiled, args, comp_s, flops, nbytes = [], [], [], [], []
+    for cfg, wl in pairs:
+        c = compile_local(cfg, wl)
+        compiled.append(c.executable)
+        args.append(concrete_args(cfg, wl))
+        comp_s.append(c.lower_s + c.compile_s)
+        flops.append(c.flops)
+        nbytes.append(c.bytes_accessed)
+        if progress:
+            progress("compile")
+    rng = np.random.default_rng(seed)
+    res = np.zeros((len(pairs), rounds))
+    spent = np.zeros(len(pairs))
+    for r in range(rounds):
+        for i in rng.permutation(len(pairs)):
+            t0 = time.perf_counter()
+            t = time_callable(compiled[i], *args[i], budget_s=budget_s, min_runs=5)
+            spent[i] += time.perf_counter() - t0
+            res[i, r] = t.median_ms
+            if progress:
+                progress(f"round {r + 1}")
+    return InterleavedResult(np.median(res, axis=1), res, np.array(comp_s), spent,
+                             np.array(flops), np.array(nbytes))
+
+
+def score(pred_ms: Sequence[float], meas_ms: Sequence[float]) -> dict[str, float]:
+    p, m = np.asarray(pred_ms, float), np.asarray(meas_ms, float)
+    if p.shape != m.shape or len(p) < 2:
+        raise ValueError(f"need matching prediction/measurement arrays of >= 2 entries; got "
+                         f"{p.shape} and {m.shape}")
+    ape = np.abs(p - m) / m
+    return {"n": int(len(p)), "mape": float(ape.mean()), "median_ape": float(np.median(ape)),
+            "within_5pct": float((ape <= 0.05).mean()), "within_10pct": float((ape <= 0.10).mean()),
+            "spearman": float(stats.spearmanr(p, m).statistic),
+            "kendall_tau": float(stats.kendalltau(p, m).statistic)}
+
+
+def plot_predicted_vs_measured(series: dict[str, tuple[Sequence[float], Sequence[float]]],
+                               path: str | Path, title: str = "") -> Path:
+    """Log-log scatter, one colour per predictor, with the +-10% band."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 6))
+    lo, hi = np.inf, 0
+    for name, (pred, meas) in series.items():
+        s = score(pred, meas)
+        ax.scatter(meas, pred, s=14, alpha=0.75,
+                   label=f"{name}: {100 * s['within_10pct']:.0f}% in ±10%, "
+                         f"ρ={s['spearman']:.3f}")
+        lo, hi = min(lo, np.min(meas), np.min(pred)), max(hi, np.max(meas), np.max(pred))
+    x = np.geomspace(lo * 0.8, hi * 1.2, 50)
+    ax.plot(x, x, "k-", lw=1)
+    ax.fill_between(x, x * 0.9, x * 1.1, color="grey", alpha=0.2, label="±10%")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,167 @@
+import gzip
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from distill import StudentConfig, Workload
+from perfmodel.hardware import TPU_SPECS, spec_for
+from perfmodel.hlo import HloOp, HloParseError, executed_ops, totals
+from perfmodel.latency_model import LatencyModel, ModelError
+from perfmodel.predict import Predictor
+from perfmodel.profile import ProfileMismatchError, join_profile, program_key
+from perfmodel.program import compile_local
+from perfmodel.trace import TraceError, load_trace, op_stats, parse_events, xplane_to_trace_json
+from search import DEFAULT_SPACE
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+def _rel(a, b):
+    return abs(a - b) / b
+
+
+def test_cpu_hlo_flops_and_bytes_match_cost_analysis():
+    t = totals(executed_ops((FIX / "cpu_tiny.hlo.txt").read_text()))
+    ca = json.loads((FIX / "cpu_tiny.cost.json").read_text())
+    assert _rel(t["flops"], ca["flops"]) < 1e-3
+    assert _rel(t["bytes_accessed"], ca["bytes accessed"]) < 1e-3
+
+
+def test_tpu_hlo_flops_match_and_estimated_cycles_present():
+    ops = executed_ops((FIX / "tpu_v5e_tiny.hlo.txt").read_text())
+    t = totals(ops)
+    ca = json.loads((FIX / "tpu_v5e_tiny.cost.json").read_text())
+    assert _rel(t["flops"], ca["flops"]) < 1e-3
+    assert t["transcendentals"] == ca["transcendentals"]
+    cycles = [o.estimated_cycles for o in ops if not math.isnan(o.estimated_cycles)]
+    assert len(cycles) >= len(ops) // 3 and all(c > 0 for c in cycles)
+    assert any(s.tiling.startswith("T(") for o in ops for s in o.result)  # TPU tiling parsed
+    assert all(HloOp.from_dict(o.to_dict()) == o for o in ops)
+
+
+def test_live_students_match_cost_analysis():
+    for cfg in [DEFAULT_SPACE.decode([1, 2, 1, 0, 1, 2, 1, 1, 1, 1]),
+                StudentConfig(2, 64, 4, 128, intra_size=32, kq_shared_bottleneck=True,
+                              num_ffn=2, normalization="nonorm", vocab_size=1000)]:
+        c = compile_local(cfg, Workload(2, 32))
+        t = totals(executed_ops(c.hlo_text))
+        assert _rel(t["flops"], c.flops) < 1e-4
+        assert _rel(t["bytes_accessed"], c.bytes_accessed) < 1e-3
+
+
+def test_hlo_parse_errors():
+    with pytest.raises(HloParseError, match="no ENTRY"):
+        executed_ops("HloModule m\n")
+    with pytest.raises(HloParseError, match="not an HLO instruction"):
+        executed_ops("HloModule m\nENTRY %e (p: f32[2]) -> f32[2] {\n  garbage line\n}\n")
+
+
+def test_cpu_trace_joins_every_op():
+    hlo = (FIX / "cpu_tiny.hlo.txt").read_text()
+    prof = join_profile(hlo, load_trace(FIX / "cpu_tiny.trace.json.gz"), warmup_runs=1)
+    assert prof.not_in_trace == ()
+    assert len(prof.ops) == len(executed_ops(hlo))
+    assert all(s.n_runs == 5 and s.time_us_median > 0 and s.time_us_iqr >= 0
+               for _, s in prof.ops)
+    assert len(prof.run_sums_us) == 5 and prof.program == program_key(hlo)
+
+
+def test_trace_of_another_program_is_refused():
+    hlo = (FIX / "cpu_tiny.hlo.txt").read_text()
+    trace = load_trace(FIX / "cpu_tiny.trace.json.gz")
+    for e in trace["traceEvents"]:
+        if "hlo_op" in e.get("args", {}):
+            e["args"]["hlo_op"] = "fusion.9999"
+    with pytest.raises(ProfileMismatchError, match="fusion.9999"):
+        join_profile(hlo, trace)
+    with pytest.raises(TraceError, match="no op events of module 'other'"):
+        op_stats(parse_events(trace), "other")
+    with pytest.raises(TraceError, match="all dropped as warm-up"):
+        op_stats(parse_events(trace), "jit_f", warmup_runs=99)
+
+
+def test_corrupt_trace_files(tmp_path):
+    raw = (FIX / "cpu_tiny.trace.json.gz").read_bytes()
+    (tmp_path / "t.json.gz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(TraceError, match="corrupt"):
+        load_trace(tmp_path / "t.json.gz")
+    (tmp_path / "u.json").write_text('{"foo": 1}')
+    with pytest.raises(TraceError, match="no traceEvents"):
+        load_trace(tmp_path / "u.json")
+    (tmp_path / "x.pb").write_bytes(b"\x00\x01garbage")
+    with pytest.raises(TraceError):
+        xplane_to_trace_json(tmp_path / "x.pb")
+
+
+def test_tpu_xplane_parsed_against_xprof_hlo_stats():
+    """Real TPU v6e capture: our per-op totals against XProf's own hlo_stats tool."""
+    events = parse_events(xplane_to_trace_json(FIX / "tpu_inference_2.xplane.pb"))
+    assert {e.device for e in events} >= {f"/device:TPU:{i}" for i in range(4)}
+    ours_n, ours_t = {}, {}
+    for e in events:
+        ours_n[e.op] = ours_n.get(e.op, 0) + 1
+        ours_t[e.op] = ours_t.get(e.op, 0.0) + e.dur_us
+    stats = json.loads(gzip.decompress((FIX / "tpu_inference_2.hlo_stats.json.gz").read_bytes()))
+    cols = [c["id"] for c in stats["cols"]]
+    rows = [dict(zip(cols, [c.get("v") for c in r["c"]])) for r in stats["rows"]]
+    for r in rows:
+        name = r["hlo_op_name"]
+        assert name in ours_n, name
+        assert ours_n[name] == r["occurrences"]
+        assert _rel(ours_t[name], r["total_time"]) < 1e-3
+    s, sums = op_stats(events, "jit_f", device="/device:TPU:0", warmup_runs=1)
+    assert s["copy-done"].time_us_median > 1000 and len(sums) > 10
+
+
+def test_layer_extrapolation_is_exact():
+    pred = Predictor("cpu")
+    wl = Workload(2, 32)
+    cfg = StudentConfig(4, 64, 2, 128, intra_size=32, num_ffn=2, vocab_size=1000)
+    ext = pred.op_list_totals(cfg, wl)
+    full = totals(executed_ops(compile_local(cfg, wl).hlo_text))
+    assert ext["flops"] == full["flops"]
+    assert ext["bytes_accessed"] == full["bytes_accessed"]
+    assert ext["n_ops"] == full["ops"]
+    n = pred.compiles
+    pred.predict(cfg.replace(num_layers=7), wl)  # same signature: no new compile
+    assert pred.compiles == n
+
+
+def test_tpu_aot_prediction_is_uncalibrated_with_xla_estimate():
+    p = Predictor("tpu-v5e").predict(StudentConfig(2, 64, 4, 128, vocab_size=1000),
+                                     Workload(2, 32, "bfloat16"))
+    assert not p.calibrated and p.method == "analytic-roofline"
+    assert p.latency_ms > 0 and p.xla_estimated_cycles > 0
+
+
+def test_unknown_hardware_and_bad_models(tmp_path):
+    with pytest.raises(ValueError, match="unknown hardware target 'tpu-v9'.*tpu-v5e"):
+        spec_for("tpu-v9")
+    with pytest.raises(ModelError, match="not a latency model artifact"):
+        LatencyModel.load(tmp_path)
+    (tmp_path / "meta.json").write_text("{bad")
+    (tmp_path / "op_model.json").write_text("{}")
+    with pytest.raises(ModelError, match="corrupt"):
+        LatencyModel.load(tmp_path)
+    assert TPU_SPECS["tpu-v6e"].peak_flops_per_s == 918e12
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 10), min_size=10, max_size=10))
+def test_every_index_vector_decodes_to_a_valid_config(x):
+    x = np.minimum(np.array(x), DEFAULT_SPACE.upper)
+    cfg = DEFAULT_SPACE.decode(x)
+    assert cfg.attention_size % cfg.num_heads == 0
+
+
+def test_space_sampling_is_seeded_and_rejects_bad_vectors():
+    assert DEFAULT_SPACE.sample(5, 3) == DEFAULT_SPACE.sample(5, 3)
+    assert DEFAULT_SPACE.sample(5, 3) != DEFAULT_SPACE.sample(5, 4)
+    with pytest.raises(ValueError, match="outside"):
+        DEFAULT_SPACE.decode([99] * 10)
+    with pytest.raises(ValueError, match="dimensions"):
+        DEFAULT_SPACE.decode([0, 0])

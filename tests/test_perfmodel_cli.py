@@ -1,0 +1,43 @@
+"""profile -> fit -> predict -> validate through the CLI, on a shrunk configuration."""
+
+import json
+import subprocess
+import sys
+
+
+def hw(*args, cwd=None):
+    r = subprocess.run([sys.executable, "-m", "hwdistill", *args], capture_output=True,
+                       text=True, timeout=900, cwd=cwd)
+    return r
+
+
+def test_profile_fit_predict_validate(tmp_path):
+    db = str(tmp_path / "s.db")
+    common = ["--store", db]
+    prof = ["profile", "--archs", "5", "--workload", "1,16", "--runs", "3", "--budget-s", "0.2",
+            *common]
+    r = hw(*prof, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "profiled 5 program(s), skipped 0" in r.stdout
+    r = hw(*prof, cwd=tmp_path)  # resumable: everything is skipped
+    assert "profiled 0 program(s), skipped 5" in r.stdout
+    r = hw("fit", *common, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "model written to" in r.stdout
+    r = hw("predict", "--arch", "bert-tiny", "--workload", "1,16", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    row = json.loads(r.stdout.strip().splitlines()[-1])
+    assert row["status"] == "calibrated" and row["latency_ms"] > 0
+    r = hw("validate", "--archs", "2", "--workload", "1,16", "--rounds", "2", "--budget-s",
+           "0.2", "--out", str(tmp_path / "v"), *common, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    v = json.loads((tmp_path / "v" / "validation.json").read_text())
+    assert v["n"] == 2 and 0 <= v["within_10pct"] <= 1 and "noise_rounds_within_10pct" in v
+    assert (tmp_path / "v" / "predicted_vs_measured.png").stat().st_size > 1000
+
+
+def test_predict_errors(tmp_path):
+    r = hw("predict", "--arch", "bert-tiny", "--target", "tpu-v9", cwd=tmp_path)
+    assert r.returncode == 2 and "tpu-v9" in r.stderr
+    r = hw("predict", "--arch", "bert-tiny", cwd=tmp_path)  # no model fitted here
+    assert r.returncode == 2 and "hwdistill profile" in r.stderr
