@@ -1,0 +1,50 @@
+"""The distillation corpus and the evaluation files, located under a data directory laid out
+like ``shared/data`` (stsb/, sst2/, wikitext2_raw/, ...)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .data import read_corpus, read_task
+
+__all__ = ["data_dir", "distillation_texts", "task_split"]
+
+_FILES = {("stsb", "train"): "stsb/sts-train.csv", ("stsb", "dev"): "stsb/sts-dev.csv",
+          ("sst2", "train"): "sst2/train.tsv", ("sst2", "dev"): "sst2/dev.tsv",
+          ("mrpc", "train"): "mrpc/train.tsv", ("mrpc", "dev"): "mrpc/dev.tsv",
+          ("rte", "dev"): "rte/dev.tsv", ("qnli", "dev"): "qnli/dev.tsv"}
+
+
+def data_dir(path: str | Path | None = None) -> Path:
+    """``path``, else $HWDISTILL_DATA, else ../shared/data beside the repository."""
+    cands = [path, os.environ.get("HWDISTILL_DATA"),
+             Path(__file__).resolve().parents[2] / "shared" / "data"]
+    for c in cands:
+        if c and Path(c).is_dir():
+            return Path(c)
+    raise FileNotFoundError(
+        "no data directory: pass --data-dir DIR (or set HWDISTILL_DATA) pointing to a folder "
+        "with stsb/, sst2/ and wikitext2_raw/ (GLUE-style files; see README)")
+
+
+def task_split(task: str, split: str, root: str | Path | None = None):
+    key = (task, split)
+    if key not in _FILES:
+        raise ValueError(f"no {split} split of {task!r} known; available: {sorted(_FILES)}")
+    return read_task(task, data_dir(root) / _FILES[key])
+
+
+def distillation_texts(root: str | Path | None = None, *, max_texts: int | None = None):
+    """Unlabelled text for task-agnostic distillation: WikiText-2 sentences plus the
+    *sentences* (no labels) of the STS-B and SST-2 train splits. Dev sets are never used."""
+    d = data_dir(root)
+    texts = []
+    for f in ("wikitext2_raw/wiki.valid.raw", "wikitext2_raw/wiki.test.raw"):
+        if (d / f).is_file():
+            texts += read_corpus(d / f)
+    for e in task_split("stsb", "train", d):
+        texts += [e.text_a, e.text_b]
+    texts += [e.text_a for e in task_split("sst2", "train", d)]
+    texts = list(dict.fromkeys(t for t in texts if t.strip()))   # dedupe, keep order
+    return texts[:max_texts] if max_texts else texts
