@@ -4,8 +4,10 @@ from a program's op predictions to its end-to-end latency.
 Composition is a real model, not a plain sum: on this 2-core CPU independent ops overlap and
 the profiler perturbs what it measures (sum of op times was 0.86x-1.5x end-to-end, DESIGN.md),
 and each executed op costs dispatch overhead. It is fitted as
-``latency_us = a + b * sum(pred_op_us) + c * n_ops`` (non-negative least squares) on
-*out-of-fold* op predictions, so its coefficients see the op model's real errors.
+``latency_us = a + b * sum(pred_op_us) + c * n_ops`` by non-negative least squares on
+*relative* residuals (rows divided by the measured latency, so a 1 ms program counts as much as
+a 500 ms one; unweighted, the fit had 29% MAPE against 14% weighted, on measured op sums of 168
+programs), on *out-of-fold* op predictions, so its coefficients see the op model's real errors.
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, see
     n_ops = np.array([len(hops[p]) for p in prog_ids], float)
     e2e = np.array([lat for _, lat in programs])
     A = np.column_stack([np.ones_like(oof_sum), oof_sum, n_ops])
-    coef, _ = nnls(A, e2e)
+    coef, _ = nnls(A / e2e[:, None], np.ones_like(e2e))   # minimise relative error
     comp_pred = A @ coef
     booster = _fit_booster(np.vstack(list(X.values())), np.concatenate(list(y.values())), seed)
     op_err = np.concatenate(op_err)

@@ -1,0 +1,28 @@
+"""Run every benchmark in sequence (what `make bench` runs). Each writes its JSON (and PNG)
+to benchmarks/results/. The latency benchmark needs a profiled store: it is created first with
+`hwdistill profile` if missing (resumable)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+STORE = HERE / "store" / "cpu.db"
+
+
+def run(*cmd):
+    print("$", " ".join(map(str, cmd)), flush=True)
+    subprocess.run([sys.executable, *map(str, cmd)], check=True, cwd=ROOT)
+
+
+run("-m", "hwdistill", "profile", "--archs", "80", "--seed", "0", "--preset", "bert-mini",
+    "--preset", "bert-tiny", "--preset", "minilm-l6-h384", "--preset", "mobilebert-tiny",
+    "--store", STORE)
+run(HERE / "latency_predictor.py", "--store", STORE, "--archs", "50")
+run(HERE / "tpu_agreement.py", "--archs", "10")
+run(HERE / "teacher_parity.py")
+run(HERE / "throughput.py")
+run(HERE / "distill_student.py", "--minutes", "30")
