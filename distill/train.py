@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import nnx, serialization
+from flax import nnx
 
 from . import losses
 from .checkpoint import save_encoder
@@ -206,20 +206,23 @@ class Distiller:
         return min(L, 1 + step * L // self.cfg.steps)
 
     # -- checkpoints ---------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        leaves = jax.tree.leaves((self.params, self.opt_state))
-        return {"step": self.step, "train_s": self.train_s,
-                "leaves": {str(i): np.asarray(x) for i, x in enumerate(leaves)}}
-
     def save_state(self, path: Path) -> None:
+        """Training state (params, optimiser state, step, clock) as safetensors: one tensor
+        per pytree leaf, in flattening order."""
+        from safetensors.numpy import save_file
+        leaves = jax.tree.leaves((self.params, self.opt_state))
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(serialization.msgpack_serialize(self.state_dict()))
+        save_file({f"{i:05d}": np.ascontiguousarray(np.asarray(x)) for i, x in enumerate(leaves)},
+                  str(tmp), metadata={"step": str(self.step), "train_s": repr(self.train_s)})
         tmp.replace(path)  # atomic: a kill never leaves a half-written checkpoint
 
     def load_state(self, path: Path) -> None:
+        from safetensors import safe_open
         try:
-            raw = serialization.msgpack_restore(path.read_bytes())
-            saved = [raw["leaves"][str(i)] for i in range(len(raw["leaves"]))]
+            with safe_open(str(path), "np") as f:
+                meta = f.metadata() or {}
+                saved = [f.get_tensor(k) for k in sorted(f.keys())]
+            step, train_s = int(meta["step"]), float(meta["train_s"])
         except Exception as e:
             raise ValueError(f"training checkpoint {path} is corrupt ({type(e).__name__}: "
                              f"{e}); delete it to start over") from e
@@ -230,8 +233,7 @@ class Distiller:
                              "delete it to start over")
         self.params, self.opt_state = jax.tree.unflatten(
             treedef, [jnp.asarray(a, dtype=b.dtype) for a, b in zip(saved, leaves)])
-        self.step = int(raw["step"])
-        self.train_s = float(raw.get("train_s", 0.0))
+        self.step, self.train_s = step, train_s
 
     def student(self) -> Encoder:
         return nnx.merge(self.s_graph, self.params["student"])
@@ -240,14 +242,14 @@ class Distiller:
     def run(self, texts: Sequence[str], workdir: str | Path, *,
             on_eval: Callable[[Encoder, int, float], dict] | None = None,
             progress: bool = True, stop_after: int | None = None) -> DistillResult:
-        """Train until ``cfg.steps`` (or ``cfg.minutes``); resumes from ``workdir/state.msgpack``.
+        """Train until ``cfg.steps`` (or ``cfg.minutes``); resumes from ``workdir/state.safetensors``.
         ``stop_after`` ends the call after that many steps (for tests of resumption)."""
         from tqdm import tqdm
 
         cfg = self.cfg
         work = Path(workdir)
         work.mkdir(parents=True, exist_ok=True)
-        ckpt = work / "state.msgpack"
+        ckpt = work / "state.safetensors"
         hist_path = work / "history.jsonl"
         if ckpt.exists():
             self.load_state(ckpt)

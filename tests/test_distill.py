@@ -145,7 +145,7 @@ def test_progressive_and_mixed_precision_run(teacher, tok, tmp_path):
 
 
 def test_corrupt_training_checkpoint(teacher, tok, tmp_path):
-    (tmp_path / "state.msgpack").write_bytes(b"garbage")
+    (tmp_path / "state.safetensors").write_bytes(b"garbage")
     d = Distiller(STUDENT, teacher, tok, DistillConfig(steps=2, batch_size=8))
     with pytest.raises(ValueError, match="corrupt"):
         d.run(TEXTS, tmp_path, progress=False)
