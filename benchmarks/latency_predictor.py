@@ -120,6 +120,10 @@ def main():
                       scores["learned_op_model"]["mape"] < s["mape"]
                       for k, s in scores.items() if k != "learned_op_model")},
         "cpu_spec": spec.to_dict(),
+        "per_program": [{"arch": c.to_dict(), "workload": str(w), "measured_ms": float(y[i]),
+                         "rounds_ms": meas.rounds_ms[i].tolist(),
+                         **{k: float(v[i]) for k, v in preds.items()}}
+                        for i, (c, w) in enumerate(pairs)],
     }
     path = write_result("latency_predictor", result)
     plot_predicted_vs_measured({k: (v, y) for k, v in preds.items()},
