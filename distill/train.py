@@ -212,7 +212,8 @@ class Distiller:
         from safetensors.numpy import save_file
         leaves = jax.tree.leaves((self.params, self.opt_state))
         tmp = path.with_suffix(".tmp")
-        save_file({f"{i:05d}": np.ascontiguousarray(np.asarray(x)) for i, x in enumerate(leaves)},
+        # np.array(order="C") keeps 0-d leaves 0-d (ascontiguousarray would make them 1-d)
+        save_file({f"{i:05d}": np.array(x, order="C") for i, x in enumerate(leaves)},
                   str(tmp), metadata={"step": str(self.step), "train_s": repr(self.train_s)})
         tmp.replace(path)  # atomic: a kill never leaves a half-written checkpoint
 

@@ -33,6 +33,8 @@ def _device(target: str):
     os.environ.setdefault("TPU_ACCELERATOR_TYPE", accel)
     os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
     os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
+    # compile-only use: several processes (tests, benchmarks) may load libtpu at once
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
     try:
         from jax.experimental import topologies
         topo = topologies.get_topology_desc(topo_name, "tpu")
