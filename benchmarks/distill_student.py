@@ -44,7 +44,7 @@ def main():
     cfg = DistillConfig(steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
                         lr=args.lr, eval_every=args.eval_every, ckpt_every=250)
     d = Distiller(STUDENT, teacher, tok, cfg)
-    res = d.run(texts, args.workdir, on_eval=lambda m, s, _: {
+    res = d.run(texts, args.workdir, on_eval=lambda m, s: {
         "stsb_dev_spearman": stsb_spearman(m, eval_tok, dev)})
     student = d.student()
     d.save_student(Path(args.workdir) / "student", tokenizer_from=tdir)

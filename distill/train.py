@@ -241,7 +241,7 @@ class Distiller:
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self, texts: Sequence[str], workdir: str | Path, *,
-            on_eval: Callable[[Encoder, int, float], dict] | None = None,
+            on_eval: Callable[[Encoder, int], dict] | None = None,
             progress: bool = True, stop_after: int | None = None) -> DistillResult:
         """Train until ``cfg.steps`` (or ``cfg.minutes``); resumes from ``workdir/state.safetensors``.
         ``stop_after`` ends the call after that many steps (for tests of resumption)."""
@@ -293,7 +293,7 @@ class Distiller:
             if on_eval and cfg.eval_every and self.step % cfg.eval_every == 0:
                 t_eval = time.perf_counter()
                 rec = {"step": self.step, "train_s": trained_s + t_eval - t_start,
-                       **on_eval(self.student(), self.step, 0.0)}
+                       **on_eval(self.student(), self.step)}
                 t_start += time.perf_counter() - t_eval   # evaluation is off the clock
                 history.append(rec)
                 with open(hist_path, "a") as f:

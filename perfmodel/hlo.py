@@ -32,13 +32,6 @@ ELEMENTWISE = {"add", "subtract", "multiply", "divide", "maximum", "minimum", "c
                "round-nearest-even", "round-nearest-afz", "clamp", "remainder", "convert",
                "shift-left", "shift-right-logical", "shift-right-arithmetic", "is-finite",
                "real", "imag", "atan2", "stochastic-convert", "popcnt", "clz"}
-ZERO_FLOP = {"broadcast", "reshape", "bitcast", "transpose", "copy", "slice", "dynamic-slice",
-             "dynamic-update-slice", "concatenate", "pad", "gather", "scatter", "iota",
-             "constant", "parameter", "tuple", "get-tuple-element", "reverse", "copy-start",
-             "copy-done", "bitcast-convert", "custom-call", "all-reduce", "all-gather",
-             "collective-permute", "send", "recv", "infeed", "outfeed", "rng", "sort",
-             "domain", "after-all", "partition-id", "replica-id", "opt-barrier", "select-and-"
-             "scatter", "fusion", "call", "while", "conditional", "reduce-precision"}
 
 
 class HloParseError(ValueError):

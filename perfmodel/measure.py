@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from distill import StudentConfig, Workload, count_params
-from measurements import HardwareFingerprint, LatencyRecord, Store, TimingResult, time_callable
+from measurements import HardwareFingerprint, LatencyRecord, TimingResult, time_callable
 
 from .program import Compiled, compile_local, concrete_args
 
@@ -45,11 +45,3 @@ def to_record(m: Measurement, fp: HardwareFingerprint, *, run_id: str = "",
                "ci_high_ms": t.ci_high_s * 1e3, "n_rejected": t.n_rejected,
                "converged": t.converged, "first_call_ms": t.first_call_s * 1e3})
 
-
-def measure_and_store(store: Store, fp: HardwareFingerprint, cfg: StudentConfig, wl: Workload,
-                      **kw) -> tuple[Measurement, bool]:
-    """Measure and write to ``store``; returns the measurement and whether it was new."""
-    run_tag = kw.pop("tag", "")
-    run_id = kw.pop("run_id", "")
-    m = measure_latency(cfg, wl, **kw)
-    return m, store.put_latency(to_record(m, fp, run_id=run_id, tag=run_tag))

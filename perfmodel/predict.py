@@ -37,14 +37,16 @@ class Prediction:
 
 @dataclasses.dataclass
 class _Sig:
-    ops: dict[int, list[HloOp]]           # layers (1, 2, 3) -> executed ops
-    pred_us: dict[int, float]             # layers -> sum of predicted op times
+    """Per-signature totals of the 1/2/3-layer programs, computed once: a prediction is then
+    arithmetic on these scalars (no pass over op lists on the hot path)."""
 
-    def ext(self, L: int, f) -> float:
-        """f(op list) extrapolated to L layers."""
+    totals: dict[int, dict[str, float]]   # layers (1, 2, 3) -> {quantity: total}
+
+    def ext(self, L: int, key: str) -> float:
+        """Total ``key`` extrapolated to L layers."""
         if L == 1:
-            return f(self.ops[1])
-        a, b = f(self.ops[2]), f(self.ops[3])
+            return self.totals[1][key]
+        a, b = self.totals[2][key], self.totals[3][key]
         return a + (L - 2) * (b - a)
 
 
@@ -67,39 +69,38 @@ class Predictor:
         from .aot import compile_tpu
         return executed_ops(compile_tpu(cfg, wl, self.target).hlo_text)
 
+    def _totals(self, ops: list[HloOp]) -> dict[str, float]:
+        cycles = [o.estimated_cycles for o in ops if not math.isnan(o.estimated_cycles)]
+        return {"n_ops": float(len(ops)),
+                "flops": sum(o.flops for o in ops),
+                "bytes_accessed": sum(o.bytes_accessed for o in ops),
+                "roofline_s": sum(self.spec.roofline_s(o.flops, o.bytes_accessed) for o in ops),
+                "xla_cycles": float(sum(cycles)) if cycles else math.nan,
+                "pred_us": (float(self.model.predict_ops_us(ops).sum())
+                            if self.model is not None else math.nan)}
+
     def _sig(self, cfg: StudentConfig, wl: Workload) -> _Sig:
         key = (cfg.replace(num_layers=1), wl)
         sig = self._sigs.get(key)
         if sig is None:
             wl.check(cfg)
-            ops = {n: self._compile_ops(cfg.replace(num_layers=n), wl) for n in (1, 2, 3)}
-            pred = ({n: float(self.model.predict_ops_us(o).sum()) for n, o in ops.items()}
-                    if self.model is not None else {})
-            sig = self._sigs[key] = _Sig(ops, pred)
+            sig = self._sigs[key] = _Sig({n: self._totals(
+                self._compile_ops(cfg.replace(num_layers=n), wl)) for n in (1, 2, 3)})
         return sig
 
     def op_list_totals(self, cfg: StudentConfig, wl: Workload) -> dict[str, float]:
         """Totals of the extrapolated op list (flops, bytes, ops) for checks and baselines."""
         s, L = self._sig(cfg, wl), cfg.num_layers
-        return {"flops": s.ext(L, lambda o: sum(x.flops for x in o)),
-                "bytes_accessed": s.ext(L, lambda o: sum(x.bytes_accessed for x in o)),
-                "n_ops": s.ext(L, len)}
+        return {k: s.ext(L, k) for k in ("flops", "bytes_accessed", "n_ops")}
 
     def predict(self, cfg: StudentConfig, wl: Workload) -> Prediction:
         s, L = self._sig(cfg, wl), cfg.num_layers
-        n_ops = s.ext(L, len)
-        roof = s.ext(L, lambda ops: sum(self.spec.roofline_s(o.flops, o.bytes_accessed)
-                                        for o in ops)) * 1e3
-        est = s.ext(L, lambda ops: float(sum(o.estimated_cycles for o in ops
-                                             if not math.isnan(o.estimated_cycles))))
-        if self.target == "cpu":
-            est = math.nan
+        n_ops, roof_ms = s.ext(L, "n_ops"), s.ext(L, "roofline_s") * 1e3
+        est = s.ext(L, "xla_cycles")
         if self.model is not None:
-            pred_sum = (s.pred_us[1] if L == 1 else
-                        s.pred_us[2] + (L - 2) * (s.pred_us[3] - s.pred_us[2]))
-            ms = self.model.compose_us(pred_sum, n_ops) / 1e3
-            return Prediction(ms, True, "learned", roof, est, n_ops)
-        return Prediction(roof, False, "analytic-roofline", roof, est, n_ops)
+            ms = self.model.compose_us(s.ext(L, "pred_us"), n_ops) / 1e3
+            return Prediction(ms, True, "learned", roof_ms, est, n_ops)
+        return Prediction(roof_ms, False, "analytic-roofline", roof_ms, est, n_ops)
 
     def predict_many(self, cfgs: list[StudentConfig], wl: Workload) -> list[Prediction]:
         return [self.predict(c, wl) for c in cfgs]

@@ -59,7 +59,7 @@ def run(args):
     print(f"student {cfg.num_layers}L/{cfg.hidden_size}H; {d.copied} tensors initialised from "
           f"the teacher; {len(texts)} training texts")
     res = d.run(texts, Path(args.out + ".work"),
-                on_eval=lambda m, step, _: {"stsb_dev_spearman": stsb_spearman(m, tok, dev)})
+                on_eval=lambda m, step: {"stsb_dev_spearman": stsb_spearman(m, tok, dev)})
     out = d.save_student(args.out, tokenizer_from=tdir)
     final = stsb_spearman(d.student(), tok, dev)
     summary = {"steps": res.steps, "train_minutes": res.train_s / 60,
