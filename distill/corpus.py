@@ -18,9 +18,13 @@ _FILES = {("stsb", "train"): "stsb/sts-train.csv", ("stsb", "dev"): "stsb/sts-de
 
 def data_dir(path: str | Path | None = None) -> Path:
     """``path``, else $HWDISTILL_DATA, else ../shared/data beside the repository."""
-    cands = [path, os.environ.get("HWDISTILL_DATA"),
-             Path(__file__).resolve().parents[2] / "shared" / "data"]
-    for c in cands:
+    if path is not None:
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"data directory {path} does not exist; pass --data-dir DIR "
+                                    "with stsb/, sst2/ and wikitext2_raw/ inside")
+        return Path(path)
+    for c in (os.environ.get("HWDISTILL_DATA"),
+              Path(__file__).resolve().parents[2] / "shared" / "data"):
         if c and Path(c).is_dir():
             return Path(c)
     raise FileNotFoundError(
