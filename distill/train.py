@@ -176,11 +176,11 @@ class Distiller:
         terms = {}
         s_emb = mean_pool(s_out.last_hidden_state, mask, normalize=False)      # (B, Hs)
         t_emb = mean_pool(t_out.last_hidden_state, mask, normalize=False)      # (B, Ht)
+        s_mapped = heads.embed(s_emb)                                         # (B, Ht)
         if final:
-            terms["embed_mse"] = cfg.w_embed_mse * losses.embedding_mse(heads.embed(s_emb),
-                                                                        t_emb)
+            terms["embed_mse"] = cfg.w_embed_mse * losses.embedding_mse(s_mapped, t_emb)
             terms["similarity"] = cfg.w_similarity * losses.similarity_mse(s_emb, t_emb) * 100
-            terms["cosine"] = cfg.w_cosine * losses.embedding_cosine(heads.embed(s_emb), t_emb)
+            terms["cosine"] = cfg.w_cosine * losses.embedding_cosine(s_mapped, t_emb)
         layers = range(L) if not cfg.progressive else [min(stage, L) - 1]
         for i in layers:
             t_h = t_out.hidden_states[self.mapping[i]]
@@ -191,7 +191,7 @@ class Distiller:
                 terms[f"attention_{i}"] = cfg.w_attention * losses.attention_kl(
                     s_out.attentions[i], t_out.attentions[self.mapping[i] - 1], mask)
         if not terms:  # progressive stage with no layer losses configured
-            terms["embed_mse"] = losses.embedding_mse(heads.embed(s_emb), t_emb)
+            terms["embed_mse"] = losses.embedding_mse(s_mapped, t_emb)
         return sum(terms.values()), terms
 
     def _train_step(self, params, opt_state, batch, stage: int):

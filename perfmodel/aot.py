@@ -16,7 +16,7 @@ import jax
 from distill import StudentConfig, Workload
 
 from .hardware import TPU_TOPOLOGY
-from .program import Compiled, _cost, abstract_args, serving_fn
+from .program import Compiled, cost_of, abstract_args, serving_fn
 
 __all__ = ["compile_tpu", "AotUnavailableError"]
 
@@ -54,5 +54,5 @@ def compile_tpu(cfg: StudentConfig, wl: Workload, target: str) -> Compiled:
     t1 = time.perf_counter()
     exe = lowered.compile()
     t2 = time.perf_counter()
-    flops, nbytes = _cost(exe)
+    flops, nbytes = cost_of(exe)
     return Compiled(cfg, wl, target, exe, t1 - t0, t2 - t1, flops, nbytes)

@@ -24,10 +24,12 @@ class Measurement:
 
 def measure_latency(cfg: StudentConfig, wl: Workload, *, seed: int = 0,
                     budget_s: float = 10.0, target_rel_ci: float = 0.02,
-                    min_runs: int = 7, compiled: Compiled | None = None) -> Measurement:
-    """Compile (unless given) and time the serving program of ``cfg`` under ``wl``."""
+                    min_runs: int = 7, compiled: Compiled | None = None,
+                    args: tuple | None = None) -> Measurement:
+    """Compile (unless given) and time the serving program of ``cfg`` under ``wl``; pass
+    ``args`` to reuse concrete inputs already built (initialising parameters is not free)."""
     compiled = compiled or compile_local(cfg, wl)
-    args = concrete_args(cfg, wl, seed)
+    args = args if args is not None else concrete_args(cfg, wl, seed)
     timing = time_callable(compiled.executable, *args, budget_s=budget_s,
                            target_rel_ci=target_rel_ci, min_runs=min_runs)
     return Measurement(cfg, wl, count_params(cfg), compiled.flops,

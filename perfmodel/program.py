@@ -18,7 +18,7 @@ from flax import nnx
 
 from distill import StudentConfig, Workload, abstract_encoder, init_encoder, mean_pool
 
-__all__ = ["serving_fn", "abstract_args", "concrete_args", "compile_local", "Compiled"]
+__all__ = ["serving_fn", "abstract_args", "concrete_args", "compile_local", "Compiled", "cost_of"]
 
 
 def serving_fn(cfg: StudentConfig):
@@ -82,7 +82,7 @@ class Compiled:
         return self.executable.as_text()
 
 
-def _cost(executable) -> tuple[float, float]:
+def cost_of(executable) -> tuple[float, float]:
     ca = executable.cost_analysis()
     if isinstance(ca, (list, tuple)):
         ca = ca[0] if ca else {}
@@ -98,5 +98,5 @@ def compile_local(cfg: StudentConfig, wl: Workload) -> Compiled:
     t1 = time.perf_counter()
     exe = lowered.compile()
     t2 = time.perf_counter()
-    flops, nbytes = _cost(exe)
+    flops, nbytes = cost_of(exe)
     return Compiled(cfg, wl, jax.default_backend(), exe, t1 - t0, t2 - t1, flops, nbytes)

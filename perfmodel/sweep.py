@@ -55,7 +55,8 @@ def profile_pairs(store: Store, fp: HardwareFingerprint,
                         n_runs=st.n_runs, features=op.to_dict(), run_id=run_id)
                for op, st in prof.ops]
         n_ops += store.put_op_timings(ops)
-        m: Measurement = measure_latency(cfg, wl, compiled=compiled, budget_s=budget_s)
+        m: Measurement = measure_latency(cfg, wl, compiled=compiled, args=args,
+                                           budget_s=budget_s)
         rec = to_record(m, fp, run_id=run_id, tag=PROFILE_TAG)
         rec = dataclasses.replace(rec, extra={
             **rec.extra, "program": prof.program, "sum_op_us": prof.sum_op_us,
