@@ -18,7 +18,8 @@ from flax import nnx
 
 from distill import StudentConfig, Workload, abstract_encoder, init_encoder, mean_pool
 
-__all__ = ["serving_fn", "abstract_args", "concrete_args", "compile_local", "Compiled", "cost_of"]
+__all__ = ["serving_fn", "abstract_args", "concrete_args", "compile_local", "Compiled",
+           "cost_of"]
 
 
 def serving_fn(cfg: StudentConfig):
