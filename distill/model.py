@@ -99,7 +99,18 @@ class Attention(nnx.Module):
     def __call__(self, q_in, k_in, v_in, mask_bias):
         b, t, _ = q_in.shape
         split = lambda x: x.reshape(b, t, self.num_heads, -1).transpose(0, 2, 1, 3)  # (B,h,T,d)
-        q, k, v = split(self.query(q_in)), split(self.key(k_in)), split(self.value(v_in))
+        if q_in is k_in:
+            # one (A, 2A or 3A) matmul instead of two or three (A, A) ones: the same sums, but
+            # wider matmuls run at up to 1.7x the FLOP/s of narrow ones on XLA:CPU (measured
+            # 104 vs 180 GFLOP/s for (4096, 384, 384) vs (4096, 384, 1536) inside a training step)
+            lins = (self.query, self.key) + ((self.value,) if v_in is q_in else ())
+            w = jnp.concatenate([m.kernel.value for m in lins], axis=1).astype(q_in.dtype)
+            bias = jnp.concatenate([m.bias.value for m in lins]).astype(q_in.dtype)
+            parts = jnp.split(q_in @ w + bias, len(lins), axis=-1)
+            q, k = split(parts[0]), split(parts[1])
+            v = split(parts[2] if len(parts) == 3 else self.value(v_in))
+        else:
+            q, k, v = split(self.query(q_in)), split(self.key(k_in)), split(self.value(v_in))
         scores = q @ k.transpose(0, 1, 3, 2) / jnp.sqrt(q.shape[-1]).astype(q.dtype)  # (B,h,T,T)
         probs = jax.nn.softmax(scores + mask_bias, axis=-1)
         ctx = (probs @ v).transpose(0, 2, 1, 3).reshape(b, t, -1)                   # (B,T,A)
