@@ -30,7 +30,8 @@ from perfmodel.hardware import probe_cpu  # noqa: E402
 from perfmodel.latency_model import fit_from_store  # noqa: E402
 from perfmodel.predict import Predictor  # noqa: E402
 from perfmodel.sweep import PROFILE_TAG  # noqa: E402
-from perfmodel.validate import measure_interleaved, plot_predicted_vs_measured, score  # noqa
+from perfmodel.validate import (measure_interleaved, parse_program,  # noqa: E402
+                                plot_predicted_vs_measured, score)
 from search import DEFAULT_SPACE  # noqa: E402
 
 
@@ -43,8 +44,12 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--budget-s", type=float, default=1.0)
+    ap.add_argument("--reference", default="bert-mini@8,128",
+                    help="ARCH@WORKLOAD timed run by run beside every program to correct machine "
+                         "speed drift ('none': plain interleaved rounds)")
     args = ap.parse_args()
     workloads = [Workload.parse(w) for w in (args.workload or ["1,128", "8,128"])]
+    reference = None if args.reference == "none" else parse_program(args.reference)
     fp = detect("cpu")
     spec = probe_cpu()
 
@@ -84,7 +89,7 @@ def main():
 
     bar = tqdm(total=len(pairs) * (args.rounds + 1), desc="measure")
     meas = measure_interleaved(pairs, rounds=args.rounds, budget_s=args.budget_s,
-                               progress=lambda _: bar.update(1))
+                               reference=reference, progress=lambda _: bar.update(1))
     bar.close()
     y = meas.latency_ms
     preds = {"learned_op_model": ours,
@@ -92,6 +97,8 @@ def main():
              "xla_roofline_linear": roof_lin.predict(meas.flops, meas.bytes_accessed),
              "arch_regressor": arch_reg.predict(pairs)}
     scores = {k: score(v, y) for k, v in preds.items()}
+    y_raw = np.median(meas.raw_rounds_ms, axis=1) if meas.raw_rounds_ms is not None else y
+    scores_raw = {k: score(v, y_raw) for k, v in preds.items()}
     per_wl = {str(w): score(ours[[i for i, (_, ww) in enumerate(pairs) if ww == w]],
                             y[[i for i, (_, ww) in enumerate(pairs) if ww == w]])
               for w in workloads}
@@ -105,10 +112,14 @@ def main():
         "held_out": {"archs": len(cfgs), "programs": len(pairs),
                      "workloads": [str(w) for w in workloads], "rounds": args.rounds,
                      "latency_ms_range": [float(y.min()), float(y.max())]},
+        "measurement": {"reference": args.reference, "reference_ms": meas.reference_ms,
+                        "drift_corrected": reference is not None},
         "noise_floor": {"rounds_agree_within_10pct": meas.noise_within_10pct,
+                        "uncorrected_rounds_agree_within_10pct": meas.raw_noise_within_10pct,
                         "single_round_within_10pct_of_median":
                             meas.round_vs_median_within_10pct},
-        "scores": scores, "learned_by_workload": per_wl,
+        "scores": scores, "scores_vs_uncorrected_measurement": scores_raw,
+        "learned_by_workload": per_wl,
         "speed": {"predict_warm_s_per_arch": warm_s, "predict_cold_s_per_arch": cold_s,
                   "measure_s_per_arch": measure_per_arch_s,
                   "speedup_warm": measure_per_arch_s / warm_s,
@@ -122,6 +133,7 @@ def main():
         "cpu_spec": spec.to_dict(),
         "per_program": [{"arch": c.to_dict(), "workload": str(w), "measured_ms": float(y[i]),
                          "rounds_ms": meas.rounds_ms[i].tolist(),
+                         "uncorrected_ms": float(y_raw[i]),
                          **{k: float(v[i]) for k, v in preds.items()}}
                         for i, (c, w) in enumerate(pairs)],
     }
@@ -132,7 +144,11 @@ def main():
     for k, s in scores.items():
         print(f"{k:22s} MAPE {s['mape']:.3f}  ±5% {s['within_5pct']:.2f}  ±10% "
               f"{s['within_10pct']:.2f}  Spearman {s['spearman']:.4f}  tau {s['kendall_tau']:.3f}")
-    print(f"noise: rounds agree within ±10%: {meas.noise_within_10pct:.2f}")
+    s_raw = scores_raw["learned_op_model"]
+    print(f"learned vs uncorrected measurement: MAPE {s_raw['mape']:.3f}  ±10% "
+          f"{s_raw['within_10pct']:.2f}  Spearman {s_raw['spearman']:.4f}")
+    print(f"noise: rounds agree within ±10%: {meas.noise_within_10pct:.2f} (uncorrected "
+          f"{meas.raw_noise_within_10pct:.2f})")
     print(f"speed: predict warm {warm_s * 1e6:.1f} us/arch, cold {cold_s:.2f} s/arch, measure "
           f"{measure_per_arch_s:.2f} s/arch -> {measure_per_arch_s / warm_s:,.0f}x (warm)")
     print(f"wrote {path}")

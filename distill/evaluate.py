@@ -79,7 +79,7 @@ class _Classifier(nnx.Module):
 def finetune(model: Encoder, tok: TextEncoder, train: Sequence[Example],
              dev: Sequence[Example], *, regression: bool, epochs: int = 1,
              batch_size: int = 32, lr: float = 5e-5, seed: int = 0,
-             max_steps: int | None = None) -> dict[str, float]:
+             max_steps: int | None = None, progress: bool = True) -> dict[str, float]:
     """Fine-tune encoder + head; returns dev accuracy (classification) or Spearman/Pearson."""
     n_out = 1 if regression else int(max(e.label for e in train)) + 1
     clf = _Classifier(model, n_out, nnx.Rngs(seed))
@@ -108,11 +108,16 @@ def finetune(model: Encoder, tok: TextEncoder, train: Sequence[Example],
         return tok([e.text_a for e in exs], [e.text_b for e in exs]) \
             if exs[0].text_b is not None else tok([e.text_a for e in exs])
 
+    from tqdm import tqdm
+
     scale = 5.0 if regression else 1.0
-    for g in groups:
+    bar = tqdm(groups, desc="fine-tuning", disable=not progress)
+    for g in bar:
         exs = [train[i] for i in g]
-        params, opt, _ = step(params, opt, enc(exs),
-                              jnp.asarray([e.label / scale for e in exs], jnp.float32))
+        params, opt, loss = step(params, opt, enc(exs),
+                                 jnp.asarray([e.label / scale for e in exs], jnp.float32))
+        if bar.n % 20 == 0:
+            bar.set_postfix(loss=f"{float(loss):.4f}")
     predict = jax.jit(lambda p, b: nnx.merge(graphdef, p)(b["input_ids"], b["attention_mask"],
                                                           b["token_type_ids"]))
     preds = np.concatenate([np.asarray(predict(params, enc(dev[s:s + 64])))

@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["TimingResult", "time_callable", "median_ci"]
+__all__ = ["TimingResult", "time_callable", "time_paired", "median_ci"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,3 +133,34 @@ def time_callable(fn: Callable, *args, warmup: int = 2, min_runs: int = 7,
                         ci_high_s=hi, n_runs=len(keep), n_rejected=rejected,
                         converged=converged, compile_s=compile_s, first_call_s=first_call_s,
                         samples_s=tuple(float(s) for s in samples))
+
+
+def time_paired(fn: Callable, args: Sequence[Any], ref_fn: Callable, ref_args: Sequence[Any],
+                *, budget_s: float = 1.0, min_runs: int = 5, max_runs: int = 500,
+                warmup: int = 2, clock: Callable[[], float] = time.perf_counter
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Time ``fn`` and a reference ``ref_fn`` alternately, run by run.
+
+    On a shared machine the speed drifts over seconds to minutes (the same program measured a
+    minute apart differed by up to 35% here), and the drift moves both programs alike. Timed
+    back to back, the ratio of their medians is steadier than either: this is the basis of
+    drift-corrected latencies (``perfmodel.validate.measure_interleaved(reference=...)``).
+    Returns (program samples, reference samples), in seconds, of equal length.
+    """
+    if min_runs < 3 or max_runs < min_runs or budget_s < 0:
+        raise ValueError(f"need 3 <= min_runs <= max_runs and budget_s >= 0; got min_runs="
+                         f"{min_runs}, max_runs={max_runs}, budget_s={budget_s}")
+    for _ in range(warmup):
+        _block(ref_fn(*ref_args))
+        _block(fn(*args))
+    prog, ref = [], []
+    start = clock()
+    while len(prog) < min_runs or (clock() - start < budget_s and len(prog) < max_runs):
+        t0 = clock()
+        _block(ref_fn(*ref_args))
+        t1 = clock()
+        _block(fn(*args))
+        t2 = clock()
+        ref.append(t1 - t0)
+        prog.append(t2 - t1)
+    return np.asarray(prog), np.asarray(ref)

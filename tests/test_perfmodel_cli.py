@@ -34,6 +34,17 @@ def test_profile_fit_predict_validate(tmp_path):
     v = json.loads((tmp_path / "v" / "validation.json").read_text())
     assert v["n"] == 2 and 0 <= v["within_10pct"] <= 1 and "noise_rounds_within_10pct" in v
     assert (tmp_path / "v" / "predicted_vs_measured.png").stat().st_size > 1000
+    # drift-corrected against a reference program timed run by run beside each one
+    r = hw("validate", "--archs", "2", "--workload", "1,16", "--rounds", "2", "--budget-s",
+           "0.2", "--reference", "bert-tiny@1,16", "--out", str(tmp_path / "v2"), *common,
+           cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    v = json.loads((tmp_path / "v2" / "validation.json").read_text())
+    assert v["reference"] == "bert-tiny@1,16" and v["n"] == 2
+    assert 0 <= v["noise_uncorrected_rounds_within_10pct"] <= 1
+    r = hw("validate", "--reference", "bert-tiny", "--out", str(tmp_path / "v3"), *common,
+           cwd=tmp_path)
+    assert r.returncode == 2 and "ARCH@WORKLOAD" in r.stderr
 
 
 def test_predict_errors(tmp_path):

@@ -4,7 +4,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from measurements import detect, time_callable
+import numpy as np
+
+from measurements import detect, time_callable, time_paired
 
 
 def test_sleep_median_within_stated_spread():
@@ -30,6 +32,19 @@ def test_jitted_compute_reports_compile_apart():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="min_runs"):
         time_callable(lambda: None, min_runs=1)
+    with pytest.raises(ValueError, match="min_runs"):
+        time_paired(lambda: None, (), lambda: None, (), min_runs=2)
+
+
+def test_paired_timing_alternates_and_gives_the_ratio():
+    calls = []
+    prog = lambda: (calls.append("p"), time.sleep(0.004))  # noqa: E731
+    ref = lambda: (calls.append("r"), time.sleep(0.002))   # noqa: E731
+    tp, tr = time_paired(prog, (), ref, (), budget_s=0.2, min_runs=6, warmup=1)
+    assert len(tp) == len(tr) >= 6
+    assert calls[:2] == ["r", "p"] and calls[2:] == ["r", "p"] * len(tp)
+    assert (tp >= 0.004).all() and (tr >= 0.002).all()
+    assert 1.3 < np.median(tp) / np.median(tr) < 2.1   # sleep overshoots a little, alike
 
 
 def test_detect_fingerprint_of_this_process():

@@ -21,7 +21,10 @@ def add_parser(p):
     p.add_argument("--data-dir", help="data folder (default: $HWDISTILL_DATA or ../shared/data)")
     p.add_argument("--probe-train", type=int, default=20000,
                    help="SST-2 train sentences for the probe (default %(default)s)")
-    p.add_argument("--finetune-steps", type=int, default=1000)
+    p.add_argument("--finetune-steps", type=int, default=1000,
+                   help="cap on fine-tuning optimiser steps (batch 32; default 1000)")
+    p.add_argument("--finetune-epochs", type=int, default=1,
+                   help="passes over the train split, up to --finetune-steps (default 1)")
     p.add_argument("--json", action="store_true")
 
 
@@ -46,7 +49,7 @@ def run(args):
             name = task.split("-")[0]
             r = finetune(load_encoder(d), tok, task_split(name, "train", args.data_dir),
                          task_split(name, "dev", args.data_dir), regression=name == "stsb",
-                         max_steps=args.finetune_steps)
+                         epochs=args.finetune_epochs, max_steps=args.finetune_steps)
         r["seconds"] = round(time.time() - t0, 1)
         results[task] = r
         if not args.json:

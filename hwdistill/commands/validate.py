@@ -26,6 +26,10 @@ def add_parser(p):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--budget-s", type=float, default=1.0, help="timing budget per round")
+    p.add_argument("--reference", default="none", metavar="ARCH@WORKLOAD",
+                   help="time this program run by run beside every held-out one and correct "
+                        "for machine speed drift, e.g. bert-mini@8,128 (doubles the timing "
+                        "work; default none)")
     p.add_argument("--model", help="model artifact (default: this machine's)")
     p.add_argument("--out", default="validation", help="output directory")
     add_store_arg(p)
@@ -38,12 +42,14 @@ def run(args):
     from measurements import Store, detect
     from perfmodel.latency_model import LatencyModel
     from perfmodel.predict import Predictor
-    from perfmodel.validate import measure_interleaved, plot_predicted_vs_measured, score
+    from perfmodel.validate import (measure_interleaved, parse_program,
+                                    plot_predicted_vs_measured, score)
     from search import DEFAULT_SPACE
 
     fp = detect("cpu")
     model = LatencyModel.load(args.model or default_model_dir(fp.id), fingerprint_id=fp.id)
     workloads = [Workload.parse(w) for w in (args.workload or ["1,128", "8,128"])]
+    reference = None if args.reference == "none" else parse_program(args.reference)
     with Store(args.store) as store:
         seen = {tuple(sorted(r.arch.items())) for r in store.latencies(fp.id)}
         cfgs = [c for c in DEFAULT_SPACE.sample(args.archs * 2, args.seed)
@@ -53,7 +59,7 @@ def run(args):
         preds = [pred.predict(c, w).latency_ms for c, w in tqdm(pairs, desc="predicting")]
         bar = tqdm(total=len(pairs) * (args.rounds + 1), desc="measuring")
         meas = measure_interleaved(pairs, rounds=args.rounds, budget_s=args.budget_s,
-                                   progress=lambda _: bar.update(1))
+                                   reference=reference, progress=lambda _: bar.update(1))
         bar.close()
         run_id = store.start_run("validate", fingerprint_id=fp.id, args={"archs": args.archs,
                                                                          "seed": args.seed})
@@ -67,6 +73,9 @@ def run(args):
         store.finish_run(run_id)
     s = score(preds, meas.latency_ms)
     s["noise_rounds_within_10pct"] = meas.noise_within_10pct
+    if reference is not None:
+        s["reference"] = args.reference
+        s["noise_uncorrected_rounds_within_10pct"] = meas.raw_noise_within_10pct
     s["archs"], s["workloads"] = len(cfgs), [str(w) for w in workloads]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
