@@ -31,7 +31,7 @@ from perfmodel.latency_model import fit_from_store  # noqa: E402
 from perfmodel.predict import Predictor  # noqa: E402
 from perfmodel.sweep import PROFILE_TAG  # noqa: E402
 from perfmodel.validate import (measure_interleaved, parse_program,  # noqa: E402
-                                plot_predicted_vs_measured, score)
+                                plot_predicted_vs_measured, score, stored_latency_ms)
 from search import DEFAULT_SPACE  # noqa: E402
 
 
@@ -56,6 +56,8 @@ def main():
     with Store(args.store, readonly=True) as store:
         model = fit_from_store(store, fp.id, spec)
         train = [r for r in store.latencies(fp.id) if r.tag == PROFILE_TAG]
+        # anchor drift-corrected latencies to the reference's speed when it was profiled
+        ref_anchor = stored_latency_ms(train, *reference) if reference else None
         prog_totals = defaultdict(lambda: [0.0, 0.0])
         for op in store.op_timings(fp.id):
             t = prog_totals[op.program]
@@ -89,7 +91,8 @@ def main():
 
     bar = tqdm(total=len(pairs) * (args.rounds + 1), desc="measure")
     meas = measure_interleaved(pairs, rounds=args.rounds, budget_s=args.budget_s,
-                               reference=reference, progress=lambda _: bar.update(1))
+                               reference=reference, reference_ms=ref_anchor,
+                               progress=lambda _: bar.update(1))
     bar.close()
     y = meas.latency_ms
     preds = {"learned_op_model": ours,
@@ -112,8 +115,10 @@ def main():
         "held_out": {"archs": len(cfgs), "programs": len(pairs),
                      "workloads": [str(w) for w in workloads], "rounds": args.rounds,
                      "latency_ms_range": [float(y.min()), float(y.max())]},
-        "measurement": {"reference": args.reference, "reference_ms": meas.reference_ms,
-                        "drift_corrected": reference is not None},
+        "measurement": {"reference": args.reference, "drift_corrected": reference is not None,
+                        "anchor_ms": meas.reference_ms,
+                        "anchor": "stored at profiling" if ref_anchor else "this session",
+                        "reference_ms_this_session": meas.session_reference_ms},
         "noise_floor": {"rounds_agree_within_10pct": meas.noise_within_10pct,
                         "uncorrected_rounds_agree_within_10pct": meas.raw_noise_within_10pct,
                         "single_round_within_10pct_of_median":

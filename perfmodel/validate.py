@@ -7,8 +7,9 @@ noise floor is how often two rounds of the same program agree within +-10% of ea
 
 With a ``reference`` program, every program is timed run by run against it
 (:func:`measurements.time_paired`) and a round's latency is drift-corrected: the ratio of the
-two medians times the reference's median over the whole session. Machine-wide slow phases move
-both programs alike and cancel in the ratio (on this machine round-to-round agreement within
+two medians times an anchor: the reference's latency stored when the training data were
+profiled, or else its median over this session. Machine-wide slow phases move both programs
+alike and cancel in the ratio (on this machine round-to-round agreement within
 +-10% rose from 68% to 86% in a 24-program trial); the cost is twice the timing work.
 """
 
@@ -26,8 +27,8 @@ from measurements import time_callable, time_paired
 
 from .program import compile_local, concrete_args
 
-__all__ = ["InterleavedResult", "measure_interleaved", "parse_program", "score",
-           "plot_predicted_vs_measured"]
+__all__ = ["InterleavedResult", "measure_interleaved", "parse_program", "stored_latency_ms",
+           "score", "plot_predicted_vs_measured"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +40,8 @@ class InterleavedResult:
     flops: np.ndarray               # (P,) XLA cost_analysis of the compiled program
     bytes_accessed: np.ndarray      # (P,)
     raw_rounds_ms: np.ndarray | None = None  # (P, R) before drift correction (with a reference)
-    reference_ms: float = float("nan")       # the reference's median over the session
+    reference_ms: float = float("nan")       # the anchor the corrected latencies are scaled to
+    session_reference_ms: float = float("nan")  # the reference's median over this session
 
     @property
     def raw_noise_within_10pct(self) -> float:
@@ -57,6 +59,15 @@ class InterleavedResult:
         """Share of single rounds within +-10% of the program's final (median) latency: the
         best a perfect predictor could score against one round."""
         return float(np.mean(np.abs(self.rounds_ms / self.latency_ms[:, None] - 1) <= 0.10))
+
+
+def stored_latency_ms(records: Sequence, cfg: StudentConfig, wl: Workload) -> float | None:
+    """The stored end-to-end latency of (cfg, wl) among ``records`` (``Store.latencies(fp)``):
+    the median over matching records, or None when the store never measured that program."""
+    want_a, want_w = cfg.to_dict(), wl.to_dict()
+    hits = [r.latency_ms_median for r in records
+            if dict(r.arch) == want_a and dict(r.workload) == want_w]
+    return float(np.median(hits)) if hits else None
 
 
 def parse_program(spec: str) -> tuple[StudentConfig, Workload]:
@@ -77,9 +88,16 @@ def _agreement(r: np.ndarray, tol: float = 0.10) -> float:
 def measure_interleaved(pairs: Sequence[tuple[StudentConfig, Workload]], *, rounds: int = 3,
                         budget_s: float = 1.0, seed: int = 0,
                         reference: tuple[StudentConfig, Workload] | None = None,
+                        reference_ms: float | None = None,
                         progress: Callable[[str], None] | None = None) -> InterleavedResult:
     """Measure every (architecture, workload) in ``rounds`` interleaved rounds; with
-    ``reference``, drift-corrected against that program (see the module docstring)."""
+    ``reference``, drift-corrected against that program (see the module docstring).
+
+    ``reference_ms`` anchors the corrected latencies to a known latency of the reference, e.g.
+    the one stored when the model's training data were profiled: then the held-out latencies
+    are expressed at the machine speed the model was trained at, and a machine that runs 10%
+    slower today than during profiling does not read as a 10% prediction error. Without it,
+    the reference's median over this session is the anchor."""
     import time
 
     compiled, args, comp_s, flops, nbytes = [], [], [], [], []
@@ -118,11 +136,12 @@ def measure_interleaved(pairs: Sequence[tuple[StudentConfig, Workload]], *, roun
     if reference is None:
         return InterleavedResult(np.median(res, axis=1), res, np.array(comp_s), spent,
                                  np.array(flops), np.array(nbytes))
-    ref_ms = float(np.median(np.concatenate(ref_samples))) * 1e3
-    corrected = ratio * ref_ms
+    session_ref_ms = float(np.median(np.concatenate(ref_samples))) * 1e3
+    anchor = session_ref_ms if reference_ms is None else float(reference_ms)
+    corrected = ratio * anchor
     return InterleavedResult(np.median(corrected, axis=1), corrected, np.array(comp_s), spent,
                              np.array(flops), np.array(nbytes), raw_rounds_ms=res,
-                             reference_ms=ref_ms)
+                             reference_ms=anchor, session_reference_ms=session_ref_ms)
 
 
 def score(pred_ms: Sequence[float], meas_ms: Sequence[float]) -> dict[str, float]:

@@ -165,3 +165,33 @@ def test_space_sampling_is_seeded_and_rejects_bad_vectors():
         DEFAULT_SPACE.decode([99] * 10)
     with pytest.raises(ValueError, match="dimensions"):
         DEFAULT_SPACE.decode([0, 0])
+
+
+def test_drift_corrected_measurement_against_itself_reads_the_anchor():
+    from perfmodel.validate import measure_interleaved
+    cfg, wl = StudentConfig(num_layers=1, hidden_size=64, num_heads=2, ffn_size=128), \
+        Workload(1, 16)
+    # a program timed against itself has ratio ~1: its corrected latency is the anchor
+    m = measure_interleaved([(cfg, wl)], rounds=2, budget_s=0.1, reference=(cfg, wl),
+                            reference_ms=10.0)
+    assert m.reference_ms == 10.0 and m.session_reference_ms > 0
+    assert m.raw_rounds_ms.shape == m.rounds_ms.shape == (1, 2)
+    assert 7.0 < m.latency_ms[0] < 13.0
+    plain = measure_interleaved([(cfg, wl)], rounds=2, budget_s=0.1)
+    assert plain.raw_rounds_ms is None and math.isnan(plain.reference_ms)
+    assert plain.raw_noise_within_10pct == plain.noise_within_10pct
+
+
+def test_stored_latency_lookup_and_program_spec_errors():
+    from measurements import LatencyRecord
+    from perfmodel.validate import parse_program, stored_latency_ms
+    cfg, wl = parse_program("bert-tiny@8,128")
+    assert cfg.num_layers == 2 and wl.batch_size == 8 and wl.seq_len == 128
+    recs = [LatencyRecord("fp", cfg.to_dict(), wl.to_dict(), ms, 0.1, ms, 7) for ms in (4.0, 6.0)]
+    assert stored_latency_ms(recs, cfg, wl) == 5.0
+    assert stored_latency_ms(recs, cfg, Workload(1, 128)) is None
+    for bad in ("bert-tiny", "@8,128", "bert-tiny@"):
+        with pytest.raises(ValueError, match="ARCH@WORKLOAD"):
+            parse_program(bad)
+    with pytest.raises((ValueError, FileNotFoundError), match="no-such-arch"):
+        parse_program("no-such-arch@8,128")

@@ -29,7 +29,8 @@ def add_parser(p):
     p.add_argument("--reference", default="none", metavar="ARCH@WORKLOAD",
                    help="time this program run by run beside every held-out one and correct "
                         "for machine speed drift, e.g. bert-mini@8,128 (doubles the timing "
-                        "work; default none)")
+                        "work; default none). If the store holds its latency from profiling, "
+                        "results are scaled to that machine speed, else to this session's")
     p.add_argument("--model", help="model artifact (default: this machine's)")
     p.add_argument("--out", default="validation", help="output directory")
     add_store_arg(p)
@@ -43,7 +44,7 @@ def run(args):
     from perfmodel.latency_model import LatencyModel
     from perfmodel.predict import Predictor
     from perfmodel.validate import (measure_interleaved, parse_program,
-                                    plot_predicted_vs_measured, score)
+                                    plot_predicted_vs_measured, score, stored_latency_ms)
     from search import DEFAULT_SPACE
 
     fp = detect("cpu")
@@ -58,8 +59,10 @@ def run(args):
         pred = Predictor("cpu", model)
         preds = [pred.predict(c, w).latency_ms for c, w in tqdm(pairs, desc="predicting")]
         bar = tqdm(total=len(pairs) * (args.rounds + 1), desc="measuring")
+        anchor = stored_latency_ms(store.latencies(fp.id), *reference) if reference else None
         meas = measure_interleaved(pairs, rounds=args.rounds, budget_s=args.budget_s,
-                                   reference=reference, progress=lambda _: bar.update(1))
+                                   reference=reference, reference_ms=anchor,
+                                   progress=lambda _: bar.update(1))
         bar.close()
         run_id = store.start_run("validate", fingerprint_id=fp.id, args={"archs": args.archs,
                                                                          "seed": args.seed})
@@ -75,6 +78,8 @@ def run(args):
     s["noise_rounds_within_10pct"] = meas.noise_within_10pct
     if reference is not None:
         s["reference"] = args.reference
+        s["reference_anchor_ms"] = meas.reference_ms
+        s["reference_anchor"] = "stored" if anchor else "this session"
         s["noise_uncorrected_rounds_within_10pct"] = meas.raw_noise_within_10pct
     s["archs"], s["workloads"] = len(cfgs), [str(w) for w in workloads]
     out = Path(args.out)
