@@ -100,7 +100,7 @@ def main():
              "xla_roofline_linear": roof_lin.predict(meas.flops, meas.bytes_accessed),
              "arch_regressor": arch_reg.predict(pairs)}
     scores = {k: score(v, y) for k, v in preds.items()}
-    y_raw = np.median(meas.raw_rounds_ms, axis=1) if meas.raw_rounds_ms is not None else y
+    y_raw = meas.raw_latency_ms
     scores_raw = {k: score(v, y_raw) for k, v in preds.items()}
     per_wl = {str(w): score(ours[[i for i, (_, ww) in enumerate(pairs) if ww == w]],
                             y[[i for i, (_, ww) in enumerate(pairs) if ww == w]])

@@ -26,6 +26,7 @@ from distill import StudentConfig, Workload, load_arch
 from measurements import time_callable, time_paired
 
 from .program import compile_local, concrete_args
+from .sweep import PROFILE_TAG
 
 __all__ = ["InterleavedResult", "measure_interleaved", "parse_program", "stored_latency_ms",
            "score", "plot_predicted_vs_measured"]
@@ -42,6 +43,12 @@ class InterleavedResult:
     raw_rounds_ms: np.ndarray | None = None  # (P, R) before drift correction (with a reference)
     reference_ms: float = float("nan")       # the anchor the corrected latencies are scaled to
     session_reference_ms: float = float("nan")  # the reference's median over this session
+
+    @property
+    def raw_latency_ms(self) -> np.ndarray:
+        """(P,) median over the uncorrected rounds (:attr:`latency_ms` without reference)."""
+        return self.latency_ms if self.raw_rounds_ms is None else np.median(self.raw_rounds_ms,
+                                                                            axis=1)
 
     @property
     def raw_noise_within_10pct(self) -> float:
@@ -62,11 +69,12 @@ class InterleavedResult:
 
 
 def stored_latency_ms(records: Sequence, cfg: StudentConfig, wl: Workload) -> float | None:
-    """The stored end-to-end latency of (cfg, wl) among ``records`` (``Store.latencies(fp)``):
-    the median over matching records, or None when the store never measured that program."""
+    """The end-to-end latency of (cfg, wl) that profiling stored among ``records``
+    (``Store.latencies(fp)``; records of other origin, e.g. earlier validations, are ignored):
+    the median over matching records, or None when profiling never measured that program."""
     want_a, want_w = cfg.to_dict(), wl.to_dict()
-    hits = [r.latency_ms_median for r in records
-            if dict(r.arch) == want_a and dict(r.workload) == want_w]
+    hits = [r.latency_ms_median for r in records if r.tag == PROFILE_TAG
+            and dict(r.arch) == want_a and dict(r.workload) == want_w]
     return float(np.median(hits)) if hits else None
 
 
@@ -133,15 +141,14 @@ def measure_interleaved(pairs: Sequence[tuple[StudentConfig, Workload]], *, roun
             spent[i] += time.perf_counter() - t0
             if progress:
                 progress(f"round {r + 1}")
-    if reference is None:
-        return InterleavedResult(np.median(res, axis=1), res, np.array(comp_s), spent,
-                                 np.array(flops), np.array(nbytes))
-    session_ref_ms = float(np.median(np.concatenate(ref_samples))) * 1e3
-    anchor = session_ref_ms if reference_ms is None else float(reference_ms)
-    corrected = ratio * anchor
-    return InterleavedResult(np.median(corrected, axis=1), corrected, np.array(comp_s), spent,
-                             np.array(flops), np.array(nbytes), raw_rounds_ms=res,
-                             reference_ms=anchor, session_reference_ms=session_ref_ms)
+    extra = {}
+    if reference is not None:
+        session_ref_ms = float(np.median(np.concatenate(ref_samples))) * 1e3
+        anchor = session_ref_ms if reference_ms is None else float(reference_ms)
+        extra = dict(raw_rounds_ms=res, reference_ms=anchor, session_reference_ms=session_ref_ms)
+        res = ratio * anchor
+    return InterleavedResult(np.median(res, axis=1), res, np.array(comp_s), spent,
+                             np.array(flops), np.array(nbytes), **extra)
 
 
 def score(pred_ms: Sequence[float], meas_ms: Sequence[float]) -> dict[str, float]:

@@ -187,7 +187,9 @@ def test_stored_latency_lookup_and_program_spec_errors():
     from perfmodel.validate import parse_program, stored_latency_ms
     cfg, wl = parse_program("bert-tiny@8,128")
     assert cfg.num_layers == 2 and wl.batch_size == 8 and wl.seq_len == 128
-    recs = [LatencyRecord("fp", cfg.to_dict(), wl.to_dict(), ms, 0.1, ms, 7) for ms in (4.0, 6.0)]
+    from perfmodel.sweep import PROFILE_TAG
+    recs = [LatencyRecord("fp", cfg.to_dict(), wl.to_dict(), ms, 0.1, ms, 7, tag=PROFILE_TAG)
+            for ms in (4.0, 6.0)]
     assert stored_latency_ms(recs, cfg, wl) == 5.0
     assert stored_latency_ms(recs, cfg, Workload(1, 128)) is None
     for bad in ("bert-tiny", "@8,128", "bert-tiny@"):

@@ -37,10 +37,11 @@ def add_parser(p):
 
 
 def run(args):
+    import numpy as np
     from tqdm import tqdm
 
     from distill import Workload
-    from measurements import Store, detect
+    from measurements import LatencyRecord, Store, detect
     from perfmodel.latency_model import LatencyModel
     from perfmodel.predict import Predictor
     from perfmodel.validate import (measure_interleaved, parse_program,
@@ -52,22 +53,21 @@ def run(args):
     workloads = [Workload.parse(w) for w in (args.workload or ["1,128", "8,128"])]
     reference = None if args.reference == "none" else parse_program(args.reference)
     with Store(args.store) as store:
-        seen = {tuple(sorted(r.arch.items())) for r in store.latencies(fp.id)}
+        stored = store.latencies(fp.id)
+        seen = {tuple(sorted(r.arch.items())) for r in stored}
         cfgs = [c for c in DEFAULT_SPACE.sample(args.archs * 2, args.seed)
                 if tuple(sorted(c.to_dict().items())) not in seen][: args.archs]
         pairs = [(c, w) for c in cfgs for w in workloads]
         pred = Predictor("cpu", model)
         preds = [pred.predict(c, w).latency_ms for c, w in tqdm(pairs, desc="predicting")]
         bar = tqdm(total=len(pairs) * (args.rounds + 1), desc="measuring")
-        anchor = stored_latency_ms(store.latencies(fp.id), *reference) if reference else None
+        anchor = stored_latency_ms(stored, *reference) if reference else None
         meas = measure_interleaved(pairs, rounds=args.rounds, budget_s=args.budget_s,
                                    reference=reference, reference_ms=anchor,
                                    progress=lambda _: bar.update(1))
         bar.close()
         run_id = store.start_run("validate", fingerprint_id=fp.id, args={"archs": args.archs,
                                                                          "seed": args.seed})
-        from measurements import LatencyRecord
-        import numpy as np
         store.put_latencies([LatencyRecord(
             fp.id, c.to_dict(), w.to_dict(), float(m), float(np.subtract(*np.percentile(
                 r, [75, 25]))), float(np.percentile(r, 90)), len(r), run_id=run_id,
