@@ -10,7 +10,7 @@ With a ``reference`` program, every program is timed run by run against it
 two medians times an anchor: the reference's latency stored when the training data were
 profiled, or else its median over this session. Machine-wide slow phases move both programs
 alike and cancel in the ratio (on this machine round-to-round agreement within
-+-10% rose from 68% to 86% in a 24-program trial); the cost is twice the timing work.
++-10% rose from 43% to 88%: benchmarks/timing_noise.py); the cost is twice the timing work.
 """
 
 from __future__ import annotations
