@@ -1,7 +1,17 @@
 """Distillation training throughput (tokens/s) of our jitted step vs. the same step in PyTorch
-with transformers' BertModel, same student shape (4L, H256), same teacher, same batches, same
-losses (embedding MSE through a linear map + in-batch similarity MSE + cosine), AdamW, on this
-CPU, timed in interleaved rounds (median per side). Goal: ratio ours/torch >= 1. Writes benchmarks/results/throughput.json.
+with transformers' BertModel, same student shape (4L, H256), same teacher, same sentences per
+step, same losses (embedding MSE through a linear map + in-batch similarity MSE + cosine),
+AdamW, on this CPU, timed in interleaved rounds (median per side). Goal: ours/torch >= 1.
+
+Three sides, each given the 64 sentences of a step in its own best layout:
+  ours (packed)  the step `hwdistill distill` runs: sentences packed into rows of 64 tokens
+                 with block-diagonal attention (distill.packing), ~85% of positions are tokens;
+  ours (padded)  the same jitted step on the padded batch (rows padded to a multiple of 16,
+                 which jit needs for few shapes): the implementation-for-implementation ratio;
+  torch          padded to the longest sentence of each batch (no multiple: eager PyTorch pays
+                 nothing for new shapes), what transformers' DataCollatorWithPadding does.
+Tokens/s counts real tokens only, the same number on every side.
+Writes benchmarks/results/throughput.json.
 
     python benchmarks/throughput.py --steps 20 --rounds 5
 """
@@ -9,6 +19,7 @@ CPU, timed in interleaved rounds (median per side). Goal: ratio ours/torch >= 1.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -58,7 +69,7 @@ def torch_step_fn(tdir, batch_size):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(s.parameters()) + list(head.parameters()), 1.0)
         opt.step()
-        return float(loss)
+        return float(loss.detach())
     return step
 
 
@@ -75,47 +86,71 @@ def main():
     bts = [{k: v[:, :64] for k, v in tok([texts[i] for i in g]).items()} for g in groups]
     tokens = [int(b["attention_mask"].sum()) for b in bts[5:]]
 
-    d = Distiller(STUDENT, load_encoder(tdir), tok, DistillConfig(steps=1000))
-    # compile every bucketed shape outside the timed region
-    shapes = {b["input_ids"].shape for b in bts}
-    for shp in shapes:
-        b = next(x for x in bts if x["input_ids"].shape == shp)
-        jax.block_until_ready(d._step_fn(d.params, d.opt_state, b, stage=0))
-    def ours_round():
+    def timed_round(run_batches, batches):
         t0 = time.perf_counter()
-        for b in bts[5:]:
-            d.params, d.opt_state, _, _ = d._step_fn(d.params, d.opt_state, b, stage=0)
-        jax.block_until_ready(d.params)
+        run_batches(batches)
         return time.perf_counter() - t0
+
+    sides = {}
+    teacher = load_encoder(tdir)
+    for name, packing in (("ours_packed", True), ("ours_padded", False)):
+        d = Distiller(STUDENT, teacher, tok, DistillConfig(steps=1000, packing=packing))
+        bs = [d.prepare([texts[i] for i in g]) for g in groups]
+        for shp in {b["input_ids"].shape for b in bs}:   # compile outside the timed region
+            b = next(x for x in bs if x["input_ids"].shape == shp)
+            jax.block_until_ready(d._step_fn(d.params, d.opt_state, b, stage=0))
+
+        def run(batches, d=d):
+            for b in batches:
+                d.train_step(b)
+            jax.block_until_ready(d.params)
+        sides[name] = (run, bs[5:], sorted({b["input_ids"].shape for b in bs}))
+        assert sum(int(b["attention_mask"].sum()) for b in bs[5:]) == sum(tokens)
 
     torch.set_num_threads(2)
     step = torch_step_fn(tdir, args.batch_size)
-    for b in bts[:5]:
+    longest = [{k: v[:, :int(b["attention_mask"].sum(1).max())] for k, v in b.items()}
+               for b in bts]
+    for b in longest[:5]:
         step(b)
 
-    def torch_round():
-        t0 = time.perf_counter()
-        for b in bts[5:]:
+    def run_torch(batches):
+        for b in batches:
             step(b)
-        return time.perf_counter() - t0
+    sides["torch"] = (run_torch, longest[5:], sorted({b["input_ids"].shape for b in longest}))
 
     # interleaved rounds: this shared machine drifts by tens of percent over minutes
-    ours_t, torch_t = [], []
-    for _ in range(args.rounds):
-        ours_t.append(ours_round())
-        torch_t.append(torch_round())
-    ours_s, torch_s = float(np.median(ours_t)), float(np.median(torch_t))
-    ratios = [t / o for o, t in zip(ours_t, torch_t)]
+    times = {n: [] for n in sides}
+    for r in range(args.rounds):
+        for n, (run, batches, _) in sides.items():
+            times[n].append(timed_round(run, batches))
+        print(f"round {r + 1}/{args.rounds}: " +
+              ", ".join(f"{n} {sum(tokens) / t[-1]:.0f} tok/s" for n, t in times.items()),
+              flush=True)
+    med = {n: float(np.median(t)) for n, t in times.items()}
+    ratio = med["torch"] / med["ours_packed"]
     res = {"command": "python benchmarks/throughput.py " + " ".join(sys.argv[1:]),
            "student": STUDENT.to_dict(), "batch_size": args.batch_size, "steps": args.steps,
            "tokens": sum(tokens),
-           "tokens_per_s": {"ours_jax": sum(tokens) / ours_s, "torch_transformers":
-                            sum(tokens) / torch_s},
-           "ratio_ours_over_torch": torch_s / ours_s, "goal_ratio>=1": torch_s / ours_s >= 1,
-           "rounds": args.rounds, "ratio_per_round": ratios,
-           "round_s": {"ours": ours_t, "torch": torch_t},
+           "tokens_per_s": {n: sum(tokens) / t for n, t in med.items()},
+           "ratio_ours_over_torch": ratio, "goal_ratio>=1": ratio >= 1,
+           "ratio_padded_over_torch": med["torch"] / med["ours_padded"],
+           "ratio_packed_over_padded": med["ours_padded"] / med["ours_packed"],
+           "ratio_per_round": [t / o for o, t in zip(times["ours_packed"], times["torch"])],
+           "ratio_padded_per_round": [t / o for o, t in zip(times["ours_padded"],
+                                                            times["torch"])],
+           "rounds": args.rounds, "round_s": times,
+           "batch_shapes": {n: [list(x) for x in v[2]] for n, v in sides.items()},
+           "positions_per_token": {
+               "ours_packed": sum(b["input_ids"].size for b in sides["ours_packed"][1]) /
+               sum(tokens),
+               "ours_padded": sum(b["input_ids"].size for b in sides["ours_padded"][1]) /
+               sum(tokens),
+               "torch": sum(b["input_ids"].size for b in longest[5:]) / sum(tokens)},
            "torch_threads": torch.get_num_threads()}
-    print(res)
+    print(json.dumps({k: res[k] for k in ("tokens_per_s", "ratio_ours_over_torch",
+                                          "ratio_padded_over_torch", "positions_per_token")},
+                     indent=1))
     print(f"wrote {write_result('throughput', res)}")
 
 

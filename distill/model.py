@@ -18,11 +18,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from .config import StudentConfig
 
-__all__ = ["Encoder", "EncoderOutput", "mean_pool", "init_encoder", "abstract_encoder"]
+__all__ = ["Encoder", "EncoderOutput", "mean_pool", "packed_mean_pool", "init_encoder",
+           "abstract_encoder"]
 
 
 class EncoderOutput(NamedTuple):
@@ -32,9 +34,19 @@ class EncoderOutput(NamedTuple):
     attentions: tuple[jax.Array, ...] = ()       # L entries of (B, heads, T, T)
 
 
+_SQRT_HALF = float(np.sqrt(0.5))
+
+
+def gelu_erf(x):
+    """BERT's "gelu": the exact erf form (not the tanh approximation), written as transformers
+    writes it, x/2 (1 + erf(x/sqrt 2)). ``jax.nn.gelu(approximate=False)`` computes the same
+    function through erfc, which XLA:CPU expands into a piecewise exp/polynomial that ran
+    2.4x slower here (2.4 vs 1.0 ms on a 3072x1024 array; the values agree within 5e-7)."""
+    return x * 0.5 * (1.0 + jax.lax.erf(x * jnp.asarray(_SQRT_HALF, x.dtype)))
+
+
 def _act(name: str):
-    # BERT's "gelu" is the exact erf form, not the tanh approximation.
-    return {"gelu": lambda x: jax.nn.gelu(x, approximate=False), "relu": jax.nn.relu}[name]
+    return {"gelu": gelu_erf, "relu": jax.nn.relu}[name]
 
 
 class NoNorm(nnx.Module):
@@ -71,16 +83,21 @@ class Embeddings(nnx.Module):
         self.transform = _dense(width, h, rngs) if (width != h) else None
         self.norm = _norm(cfg, h, rngs)
 
-    def __call__(self, input_ids, token_type_ids):
+    def __call__(self, input_ids, token_type_ids, position_ids=None, segment_ids=None):
         x = self.word(input_ids)                                     # (B, T, E)
         if self.trigram:
             # MobileBERT: concat embeddings of the next, current and previous token (zero-padded)
             nxt = jnp.pad(x[:, 1:], ((0, 0), (0, 1), (0, 0)))
             prv = jnp.pad(x[:, :-1], ((0, 0), (1, 0), (0, 0)))
+            if segment_ids is not None:   # packed rows: neighbours from the same sentence only
+                seg = jnp.pad(segment_ids, ((0, 0), (1, 1)))
+                same_nxt = (seg[:, 2:] == segment_ids)[..., None]
+                same_prv = (seg[:, :-2] == segment_ids)[..., None]
+                nxt, prv = jnp.where(same_nxt, nxt, 0), jnp.where(same_prv, prv, 0)
             x = jnp.concatenate([nxt, x, prv], axis=-1)               # (B, T, 3E)
         if self.transform is not None:
             x = self.transform(x)                                    # (B, T, H)
-        pos = jnp.arange(input_ids.shape[1])[None, :]
+        pos = jnp.arange(input_ids.shape[1])[None, :] if position_ids is None else position_ids
         x = x + self.position(pos) + self.token_type(token_type_ids)
         return self.norm(x)
 
@@ -173,21 +190,32 @@ class Encoder(nnx.Module):
         self.pooler = _dense(cfg.hidden_size, cfg.hidden_size, rngs) if cfg.pooler else None
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, *,
+                 position_ids=None, segment_ids=None,
                  output_hidden_states: bool = False, output_attentions: bool = False):
+        """``segment_ids`` (B, T), 0 on padding and 1, 2, ... per sentence, runs a packed batch
+        (see :mod:`distill.packing`): attention stays inside each sentence, and
+        ``position_ids`` should restart at every sentence."""
         if attention_mask is None:
             attention_mask = jnp.ones_like(input_ids)
         if token_type_ids is None:
             token_type_ids = jnp.zeros_like(input_ids)
-        x = self.embeddings(input_ids, token_type_ids)
-        # additive key mask (B, 1, 1, T): padded keys get the dtype's most negative value
-        mask_bias = jnp.where(attention_mask[:, None, None, :] > 0, 0.0,
-                              jnp.finfo(x.dtype).min).astype(x.dtype)
+        x = self.embeddings(input_ids, token_type_ids, position_ids, segment_ids)
+        if segment_ids is None:
+            # additive key mask (B, 1, 1, T): padded keys get the dtype's most negative value
+            keep = attention_mask[:, None, None, :] > 0
+        else:
+            # block-diagonal (B, 1, T, T): a query sees the keys of its own sentence
+            keep = (segment_ids[:, None, :, None] == segment_ids[:, None, None, :]) & \
+                (segment_ids[:, None, None, :] > 0)
+        mask_bias = jnp.where(keep, 0.0, jnp.finfo(x.dtype).min).astype(x.dtype)
         hidden, attns = [x], []
         for layer in self.layers:
             x, probs = layer(x, mask_bias)
             hidden.append(x)
             attns.append(probs)
-        pooled = jnp.tanh(self.pooler(x[:, 0])) if self.pooler is not None else None
+        # the pooler reads [CLS] at position 0: one per row, which a packed row does not have
+        pooled = jnp.tanh(self.pooler(x[:, 0])) \
+            if self.pooler is not None and segment_ids is None else None
         return EncoderOutput(x, pooled, tuple(hidden) if output_hidden_states else (),
                              tuple(attns) if output_attentions else ())
 
@@ -197,6 +225,19 @@ def mean_pool(hidden: jax.Array, attention_mask: jax.Array, *, normalize: bool =
     all-MiniLM-L6-v2 recipe). (B,T,H), (B,T) -> (B,H)."""
     m = attention_mask[..., None].astype(hidden.dtype)
     emb = (hidden * m).sum(1) / jnp.clip(m.sum(1), 1e-9)
+    if normalize:
+        emb = emb / jnp.clip(jnp.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)
+    return emb
+
+
+def packed_mean_pool(hidden: jax.Array, sentence_ids: jax.Array, num_sentences: int, *,
+                     normalize: bool = True):
+    """:func:`mean_pool` of a packed batch: the mean over each sentence's tokens, in the
+    original batch order. (R, T, H), (R, T) with -1 on padding, B -> (B, H). A one-hot matmul,
+    not a scatter: it and its gradient run as dense dots."""
+    onehot = jax.nn.one_hot(sentence_ids.reshape(-1), num_sentences, dtype=hidden.dtype)
+    sums = onehot.T @ hidden.reshape(-1, hidden.shape[-1])                  # (B, H)
+    emb = sums / jnp.clip(onehot.sum(0), 1e-9)[:, None]
     if normalize:
         emb = emb / jnp.clip(jnp.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)
     return emb

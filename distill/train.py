@@ -32,7 +32,8 @@ from . import losses
 from .checkpoint import save_encoder
 from .config import StudentConfig
 from .data import batch_indices
-from .model import Encoder, init_encoder, mean_pool
+from .model import Encoder, init_encoder, mean_pool, packed_mean_pool
+from .packing import is_packed, pack_batch
 from .tokenizer import TextEncoder
 
 __all__ = ["DistillConfig", "Distiller", "DistillResult", "init_from_teacher"]
@@ -57,6 +58,8 @@ class DistillConfig:
     progressive: bool = False
     init: str = "teacher"              # "teacher" (where shapes allow) | "random"
     mixed_precision: bool = False      # bfloat16 compute, float32 master weights
+    packing: bool = True               # several sentences per row (distill.packing): same
+    #                                    losses, ~1/3 fewer positions computed on short text
     seed: int = 0
     ckpt_every: int = 200
     eval_every: int = 0                # steps between evaluation callbacks (0: none)
@@ -159,9 +162,13 @@ class Distiller:
     def _loss(self, params, batch, stage: int):
         cfg = self.cfg
         ids, mask, tt = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
+        packed = is_packed(batch)
+        kw = {"position_ids": batch["position_ids"], "segment_ids": batch["segment_ids"]} \
+            if packed else {}
         teacher = nnx.merge(self.t_graph, self.t_params)
         need_att = cfg.w_attention > 0
-        t_out = teacher(ids, mask, tt, output_hidden_states=True, output_attentions=need_att)
+        t_out = teacher(ids, mask, tt, **kw, output_hidden_states=True,
+                        output_attentions=need_att)
         t_out = jax.tree.map(jax.lax.stop_gradient, t_out)
         s_params = params["student"]
         if cfg.mixed_precision:
@@ -169,13 +176,19 @@ class Distiller:
                                     if jnp.issubdtype(x.dtype, jnp.floating) else x, s_params)
         student = nnx.merge(self.s_graph, s_params)
         heads = nnx.merge(self.h_graph, params["heads"])
-        s_out = student(ids, mask, tt, output_hidden_states=True, output_attentions=need_att)
+        s_out = student(ids, mask, tt, **kw, output_hidden_states=True,
+                        output_attentions=need_att)
         s_out = jax.tree.map(lambda x: x.astype(jnp.float32), s_out)
         L = len(self.mapping)
         final = (not cfg.progressive) or stage >= L
         terms = {}
-        s_emb = mean_pool(s_out.last_hidden_state, mask, normalize=False)      # (B, Hs)
-        t_emb = mean_pool(t_out.last_hidden_state, mask, normalize=False)      # (B, Ht)
+        if packed:
+            sid, n = batch["sentence_ids"], batch["lengths"].shape[0]
+            s_emb = packed_mean_pool(s_out.last_hidden_state, sid, n, normalize=False)
+            t_emb = packed_mean_pool(t_out.last_hidden_state, sid, n, normalize=False)
+        else:
+            s_emb = mean_pool(s_out.last_hidden_state, mask, normalize=False)  # (B, Hs)
+            t_emb = mean_pool(t_out.last_hidden_state, mask, normalize=False)  # (B, Ht)
         s_mapped = heads.embed(s_emb)                                         # (B, Ht)
         if final:
             terms["embed_mse"] = cfg.w_embed_mse * losses.embedding_mse(s_mapped, t_emb)
@@ -198,6 +211,20 @@ class Distiller:
         (loss, terms), grads = jax.value_and_grad(self._loss, has_aux=True)(params, batch, stage)
         updates, opt_state = self.tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, terms
+
+    def prepare(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """One training batch: tokenised, truncated to ``max_len`` and, with ``packing``,
+        packed into rows of ``max_len`` tokens."""
+        batch = {k: v[:, :self.cfg.max_len] for k, v in self.tok(texts).items()}
+        return pack_batch(batch, self.cfg.max_len, pad_id=self.tok.pad_id) \
+            if self.cfg.packing else batch
+
+    def train_step(self, batch: dict[str, np.ndarray]):
+        """One optimisation step on a :meth:`prepare`'d batch; returns (loss, loss terms)."""
+        self.params, self.opt_state, loss, terms = self._step_fn(
+            self.params, self.opt_state, batch, stage=self.stage_of(self.step))
+        self.step += 1
+        return loss, terms
 
     def stage_of(self, step: int) -> int:
         if not self.cfg.progressive:
@@ -275,11 +302,8 @@ class Distiller:
             if e != epoch:
                 epoch, groups = e, batch_indices(lengths, cfg.batch_size, seed=cfg.seed,
                                                  epoch=e)
-            batch = self.tok([texts[i] for i in groups[pos]])
-            batch = {k: v[:, :cfg.max_len] for k, v in batch.items()}
-            self.params, self.opt_state, loss_a, _ = self._step_fn(
-                self.params, self.opt_state, batch, stage=self.stage_of(self.step))
-            self.step += 1
+            batch = self.prepare([texts[i] for i in groups[pos]])
+            loss_a, _ = self.train_step(batch)
             done_here += 1
             tokens += int(batch["attention_mask"].sum())
             if self.step % 10 == 0 or self.step == cfg.steps:

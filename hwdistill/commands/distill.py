@@ -31,6 +31,9 @@ def add_parser(p):
     p.add_argument("--w-hidden", type=float, default=0.0, help="hidden-state loss weight")
     p.add_argument("--w-attention", type=float, default=0.0, help="attention KL weight")
     p.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute")
+    p.add_argument("--no-packing", action="store_true",
+                   help="pad each batch instead of packing several sentences per row (packing "
+                        "computes the same losses on ~1/3 fewer positions on short text)")
     p.add_argument("--eval-every", type=int, default=0,
                    help="evaluate STS-B dev Spearman every N steps (0: only at the end)")
     p.add_argument("--ckpt-every", type=int, default=200)
@@ -54,6 +57,7 @@ def run(args):
                          max_len=args.max_len, lr=args.lr, init=args.init,
                          progressive=args.progressive, w_hidden=args.w_hidden,
                          w_attention=args.w_attention, mixed_precision=args.mixed_precision,
+                         packing=not args.no_packing,
                          eval_every=args.eval_every, ckpt_every=args.ckpt_every, seed=args.seed)
     d = Distiller(cfg, teacher, tok, dcfg)
     print(f"student {cfg.num_layers}L/{cfg.hidden_size}H; {d.copied} tensors initialised from "
