@@ -4,7 +4,10 @@ final student on STS-B dev and the SST-2 probe against the teacher's own scores 
 Goals: >= 90% of the teacher's STS-B dev Spearman, >= 95% of its SST-2 probe accuracy.
 Resumable (re-run the same command). Writes benchmarks/results/distill_student.{json,png}.
 
-    python benchmarks/distill_student.py --minutes 30
+    python benchmarks/distill_student.py --minutes 30 --steps 3400 --eval-every 500 \
+        --workdir build/distill_student_packed
+    python benchmarks/distill_student.py --plot-only \
+        --compare benchmarks/results/distill_student_padded.json    # redraw with an earlier run
 """
 
 from __future__ import annotations
@@ -34,7 +37,17 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--workdir", default="build/distill_student")
+    ap.add_argument("--no-packing", action="store_true", help="padded batches (for comparison)")
+    ap.add_argument("--tag", default="", help="suffix of the result files (several runs)")
+    ap.add_argument("--compare", action="append", default=[], metavar="JSON",
+                    help="also draw the curve of an earlier result file (repeatable)")
+    ap.add_argument("--plot-only", action="store_true",
+                    help="redraw the PNG from the result JSON without training")
     args = ap.parse_args()
+    name = "distill_student" + (f"_{args.tag}" if args.tag else "")
+    if args.plot_only:
+        plot(json.loads((RESULTS / f"{name}.json").read_text()), args.compare, name)
+        return
     tdir = default_teacher_dir()
     teacher = load_encoder(tdir)
     tok = load_tokenizer(tdir, max_len=64)
@@ -42,7 +55,8 @@ def main():
     dev = task_split("stsb", "dev")
     texts = distillation_texts()
     cfg = DistillConfig(steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
-                        lr=args.lr, eval_every=args.eval_every, ckpt_every=250)
+                        lr=args.lr, eval_every=args.eval_every, ckpt_every=250,
+                        packing=not args.no_packing)
     d = Distiller(STUDENT, teacher, tok, cfg)
     res = d.run(texts, args.workdir, on_eval=lambda m, s: {
         "stsb_dev_spearman": stsb_spearman(m, eval_tok, dev)})
@@ -67,20 +81,34 @@ def main():
            "curve": history}
     print(json.dumps({k: out[k] for k in ("steps", "train_minutes", "scores", "ratio_to_teacher",
                                           "goals")}, indent=2, default=float))
-    print(f"wrote {write_result('distill_student', out)}")
+    print(f"wrote {write_result(name, out)}")
+    plot(out, args.compare, name)
+
+
+def plot(out: dict, compare: list[str], name: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([h["train_s"] / 60 for h in history], [h["stsb_dev_spearman"] for h in history],
-            "o-", label="student (4L, H256)")
-    ax.axhline(scores["teacher"]["stsb"], color="k", ls="--", label="teacher")
-    ax.axhline(0.9 * scores["teacher"]["stsb"], color="grey", ls=":", label="90% of teacher")
+    runs = [(out, f"student (4L, H256), {out['steps']} steps")]
+    for path in compare:
+        other = json.loads(Path(path).read_text())
+        packed = other["distill_config"].get("packing", False)
+        runs.append((other, f"{'packed' if packed else 'padded'} batches, {other['steps']} steps "
+                            f"({Path(path).name})"))
+    for i, (run, label) in enumerate(runs):
+        ax.plot([h["train_s"] / 60 for h in run["curve"]],
+                [h["stsb_dev_spearman"] for h in run["curve"]], "o-" if i == 0 else "s--",
+                label=label, alpha=1.0 if i == 0 else 0.6)
+    teacher = out["scores"]["teacher"]["stsb"]
+    ax.axhline(teacher, color="k", ls="--", label="teacher")
+    ax.axhline(0.9 * teacher, color="grey", ls=":", label="90% of teacher")
     ax.set_xlabel("training minutes (this CPU)")
     ax.set_ylabel("STS-B dev Spearman")
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(RESULTS / "distill_student.png", dpi=120)
+    fig.savefig(RESULTS / f"{name}.png", dpi=120)
+    print(f"wrote {RESULTS / (name + '.png')}")
 
 
 if __name__ == "__main__":

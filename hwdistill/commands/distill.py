@@ -8,11 +8,14 @@ Hugging Face-style checkpoint directory (config.json + model.safetensors + token
 Resumable: training state is checkpointed in OUT.work/ every --ckpt-every steps; re-running the
 same command continues where it stopped and gives the same result as an uninterrupted run.
 The corpus is WikiText-2 plus the unlabelled sentences of STS-B/SST-2 train (--data-dir).
+Compiled training steps (one per batch shape, several seconds each) are kept in
+--compile-cache, so a resumed or repeated run does not compile them again.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 
@@ -38,9 +41,17 @@ def add_parser(p):
                    help="evaluate STS-B dev Spearman every N steps (0: only at the end)")
     p.add_argument("--ckpt-every", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compile-cache",
+                   default=os.environ.get("HWDISTILL_COMPILE_CACHE", "~/.cache/hwdistill/jax"),
+                   help="JAX persistent compilation cache directory for the training steps "
+                        "(default: %(default)s, or $HWDISTILL_COMPILE_CACHE; 'none' disables)")
 
 
 def run(args):
+    if args.compile_cache.lower() != "none":
+        import jax
+        jax.config.update("jax_compilation_cache_dir",
+                          str(Path(args.compile_cache).expanduser()))
     from distill import default_teacher_dir, load_arch, load_encoder, load_tokenizer
     from distill.corpus import distillation_texts, task_split
     from distill.evaluate import stsb_spearman
