@@ -90,12 +90,11 @@ def plot(out: dict, compare: list[str], name: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
-    runs = [(out, f"student (4L, H256), {out['steps']} steps")]
-    for path in compare:
-        other = json.loads(Path(path).read_text())
-        packed = other["distill_config"].get("packing", False)
-        runs.append((other, f"{'packed' if packed else 'padded'} batches, {other['steps']} steps "
-                            f"({Path(path).name})"))
+    def label(run):
+        packed = run["distill_config"].get("packing", False)
+        return f"4L/H256, {'packed' if packed else 'padded'} batches, {run['steps']} steps"
+    runs = [(out, label(out))] + [(o, f"{label(o)} ({Path(p).name})") for p, o in
+                                  ((p, json.loads(Path(p).read_text())) for p in compare)]
     for i, (run, label) in enumerate(runs):
         ax.plot([h["train_s"] / 60 for h in run["curve"]],
                 [h["stsb_dev_spearman"] for h in run["curve"]], "o-" if i == 0 else "s--",
@@ -105,7 +104,7 @@ def plot(out: dict, compare: list[str], name: str) -> None:
     ax.axhline(0.9 * teacher, color="grey", ls=":", label="90% of teacher")
     ax.set_xlabel("training minutes (this CPU)")
     ax.set_ylabel("STS-B dev Spearman")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(RESULTS / f"{name}.png", dpi=120)
     print(f"wrote {RESULTS / (name + '.png')}")
