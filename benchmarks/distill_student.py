@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, write_result  # noqa: E402
 
 from distill import StudentConfig, default_teacher_dir, load_encoder, load_tokenizer  # noqa
-from distill.corpus import distillation_texts, task_split  # noqa: E402
+from distill.corpus import distillation_pairs, distillation_texts, task_split  # noqa: E402
 from distill.evaluate import probe_accuracy, stsb_spearman  # noqa: E402
 from distill.train import DistillConfig, Distiller  # noqa: E402
 
@@ -38,6 +38,9 @@ def main():
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--workdir", default="build/distill_student")
     ap.add_argument("--no-packing", action="store_true", help="padded batches (for comparison)")
+    ap.add_argument("--pair-every", type=int, default=0, help="every Nth batch sentence pairs")
+    ap.add_argument("--w-hidden", type=float, default=0.0, help="hidden-state loss weight")
+    ap.add_argument("--w-attention", type=float, default=0.0, help="attention KL weight")
     ap.add_argument("--tag", default="", help="suffix of the result files (several runs)")
     ap.add_argument("--compare", action="append", default=[], metavar="JSON",
                     help="also draw the curve of an earlier result file (repeatable)")
@@ -56,9 +59,11 @@ def main():
     texts = distillation_texts()
     cfg = DistillConfig(steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
                         lr=args.lr, eval_every=args.eval_every, ckpt_every=250,
-                        packing=not args.no_packing)
+                        packing=not args.no_packing, pair_every=args.pair_every,
+                        w_hidden=args.w_hidden, w_attention=args.w_attention)
     d = Distiller(STUDENT, teacher, tok, cfg)
-    res = d.run(texts, args.workdir, on_eval=lambda m, s: {
+    pairs = distillation_pairs() if args.pair_every else None
+    res = d.run(texts, args.workdir, pairs=pairs, on_eval=lambda m, s: {
         "stsb_dev_spearman": stsb_spearman(m, eval_tok, dev)})
     student = d.student()
     d.save_student(Path(args.workdir) / "student", tokenizer_from=tdir)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .data import read_corpus, read_task
+from .data import read_corpus, read_task, split_sentences
 
-__all__ = ["data_dir", "distillation_texts", "task_split"]
+__all__ = ["data_dir", "distillation_pairs", "distillation_texts", "task_split"]
 
 _FILES = {("stsb", "train"): "stsb/sts-train.csv", ("stsb", "dev"): "stsb/sts-dev.csv",
           ("sst2", "train"): "sst2/train.tsv", ("sst2", "dev"): "sst2/dev.tsv",
@@ -52,3 +52,24 @@ def distillation_texts(root: str | Path | None = None, *, max_texts: int | None 
     texts += [e.text_a for e in task_split("sst2", "train", d)]
     texts = list(dict.fromkeys(t for t in texts if t.strip()))   # dedupe, keep order
     return texts[:max_texts] if max_texts else texts
+
+
+def distillation_pairs(root: str | Path | None = None, *, max_pairs: int | None = None):
+    """Unlabelled sentence pairs, so a student also learns how the teacher reads two segments
+    (``[CLS] a [SEP] b [SEP]``, token types 0/1) as GLUE pair tasks present them: consecutive
+    sentences of a WikiText-2 paragraph, plus the pairs (no labels) of the STS-B and MRPC train
+    splits. Dev sets are never used."""
+    d = data_dir(root)
+    pairs = []
+    for f in ("wikitext2_raw/wiki.valid.raw", "wikitext2_raw/wiki.test.raw"):
+        if (d / f).is_file():
+            for para in read_corpus(d / f, sentences=False):
+                sents = split_sentences(para)
+                pairs += list(zip(sents, sents[1:]))
+    for task in ("stsb", "mrpc"):
+        try:
+            pairs += [(e.text_a, e.text_b) for e in task_split(task, "train", d)]
+        except FileNotFoundError:
+            pass
+    pairs = list(dict.fromkeys((a, b) for a, b in pairs if a.strip() and b.strip()))
+    return pairs[:max_pairs] if max_pairs else pairs

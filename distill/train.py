@@ -60,6 +60,7 @@ class DistillConfig:
     mixed_precision: bool = False      # bfloat16 compute, float32 master weights
     packing: bool = True               # several sentences per row (distill.packing): same
     #                                    losses, ~1/3 fewer positions computed on short text
+    pair_every: int = 0                # every Nth step is a batch of sentence pairs (0: never)
     seed: int = 0
     ckpt_every: int = 200
     eval_every: int = 0                # steps between evaluation callbacks (0: none)
@@ -67,6 +68,8 @@ class DistillConfig:
     def __post_init__(self):
         if self.steps <= 0 or self.batch_size <= 1 or self.max_len <= 0:
             raise ValueError(f"steps, batch_size (>1) and max_len must be positive: {self}")
+        if self.pair_every < 0:
+            raise ValueError(f"pair_every={self.pair_every} must be >= 0 (0: no pair batches)")
         if self.init not in ("teacher", "random"):
             raise ValueError(f"DistillConfig.init={self.init!r}: expected 'teacher' or 'random'")
         if self.w_embed_mse + self.w_similarity + self.w_cosine + self.w_hidden + \
@@ -128,6 +131,25 @@ class Heads(nnx.Module):
         self.embed = nnx.Linear(s.hidden_size, t.hidden_size, rngs=rngs)
         self.hidden = nnx.List([nnx.Linear(s.hidden_size, t.hidden_size, rngs=rngs)
                                 for _ in range(n_layers)])
+
+
+class _Stream:
+    """The k-th batch of a deterministic, epoch-reshuffled sequence of length-bucketed
+    batches (:func:`~distill.data.batch_indices`), computed on demand and cached per epoch."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
+        self.epoch, self.groups = 0, batch_indices(lengths, batch_size, seed=seed, epoch=0)
+        if not self.groups:
+            raise ValueError(f"{len(lengths)} texts give no full batch of {batch_size}")
+        self.per_epoch = len(self.groups)
+
+    def group(self, k: int) -> list[int]:
+        e, pos = divmod(k, self.per_epoch)
+        if e != self.epoch:
+            self.epoch = e
+            self.groups = batch_indices(self.lengths, self.batch_size, seed=self.seed, epoch=e)
+        return self.groups[pos]
 
 
 class Distiller:
@@ -212,10 +234,12 @@ class Distiller:
         updates, opt_state = self.tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, terms
 
-    def prepare(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """One training batch: tokenised, truncated to ``max_len`` and, with ``packing``,
-        packed into rows of ``max_len`` tokens."""
-        batch = {k: v[:, :self.cfg.max_len] for k, v in self.tok(texts).items()}
+    def prepare(self, texts: Sequence[str],
+                pairs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """One training batch: tokenised (``texts[i]`` with ``pairs[i]`` as its second segment
+        if given), truncated to ``max_len`` and, with ``packing``, packed into rows of
+        ``max_len`` tokens."""
+        batch = {k: v[:, :self.cfg.max_len] for k, v in self.tok(texts, pairs).items()}
         return pack_batch(batch, self.cfg.max_len, pad_id=self.tok.pad_id) \
             if self.cfg.packing else batch
 
@@ -268,9 +292,11 @@ class Distiller:
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self, texts: Sequence[str], workdir: str | Path, *,
+            pairs: Sequence[tuple[str, str]] | None = None,
             on_eval: Callable[[Encoder, int], dict] | None = None,
             progress: bool = True, stop_after: int | None = None) -> DistillResult:
         """Train until ``cfg.steps`` (or ``cfg.minutes``); resumes from ``workdir/state.safetensors``.
+        With ``cfg.pair_every`` = N, every Nth step takes its batch from ``pairs``.
         ``stop_after`` ends the call after that many steps (for tests of resumption)."""
         from tqdm import tqdm
 
@@ -283,26 +309,30 @@ class Distiller:
             self.load_state(ckpt)
         history = [json.loads(x) for x in hist_path.read_text().splitlines()] \
             if hist_path.exists() and ckpt.exists() else []
-        lengths = [len(t) for t in texts]
-        per_epoch = len(batch_indices(lengths, cfg.batch_size, seed=cfg.seed, epoch=0))
-        if per_epoch == 0:
-            raise ValueError(f"{len(texts)} texts give no full batch of {cfg.batch_size}")
+        streams = {"texts": _Stream([len(t) for t in texts], cfg.batch_size, cfg.seed)}
+        if cfg.pair_every:
+            if not pairs:
+                raise ValueError(f"DistillConfig.pair_every={cfg.pair_every} needs sentence "
+                                 "pairs: pass pairs=distill.corpus.distillation_pairs(...)")
+            streams["pairs"] = _Stream([len(a) + len(b) for a, b in pairs], cfg.batch_size,
+                                       cfg.seed)
         t_start = time.perf_counter()
         trained_s = self.train_s
         tokens = 0
         loss = math.nan
         bar = tqdm(total=cfg.steps, initial=self.step, desc="distilling", disable=not progress)
-        epoch, groups = -1, []
         done_here = 0
         while self.step < cfg.steps:
             if cfg.minutes is not None and trained_s + time.perf_counter() - t_start \
                     >= cfg.minutes * 60:
                 break
-            e, pos = divmod(self.step, per_epoch)
-            if e != epoch:
-                epoch, groups = e, batch_indices(lengths, cfg.batch_size, seed=cfg.seed,
-                                                 epoch=e)
-            batch = self.prepare([texts[i] for i in groups[pos]])
+            n = cfg.pair_every
+            if n and self.step % n == n - 1:         # the pair stream's (step // n)-th batch
+                g = streams["pairs"].group(self.step // n)
+                batch = self.prepare([pairs[i][0] for i in g], [pairs[i][1] for i in g])
+            else:                                    # steps before this one that were not pairs
+                g = streams["texts"].group(self.step - ((self.step + 1) // n if n else 0))
+                batch = self.prepare([texts[i] for i in g])
             loss_a, _ = self.train_step(batch)
             done_here += 1
             tokens += int(batch["attention_mask"].sum())

@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 from distill import (StudentConfig, default_teacher_dir, init_encoder, load_encoder,
                      load_tokenizer)
 from distill import losses
-from distill.corpus import distillation_texts, task_split
+from distill.corpus import distillation_pairs, distillation_texts, task_split
 from distill.data import batch_indices, read_corpus, read_task
 from distill.evaluate import embed, finetune, probe_accuracy, stsb_spearman
 from distill.flash import flash_distill
@@ -165,3 +165,18 @@ def test_flash_and_evaluation(teacher, tok, tmp_path):
     ft = finetune(init_encoder(STUDENT), tok, task_split("stsb", "train", DATA), dev,
                   regression=True, max_steps=3, batch_size=8)
     assert ft["steps"] == 3 and -1 <= ft["spearman"] <= 1
+
+
+def test_pair_batches_every_nth_step(teacher, tok, tmp_path):
+    pairs = distillation_pairs(DATA)
+    assert pairs and all(isinstance(a, str) and isinstance(b, str) for a, b in pairs)
+    cfg = DistillConfig(steps=4, batch_size=8, pair_every=2)
+    d = Distiller(STUDENT, teacher, tok, cfg)
+    with pytest.raises(ValueError, match="needs sentence pairs"):
+        d.run(TEXTS, tmp_path / "none", progress=False)
+    b = d.prepare([a for a, _ in pairs[:8]], [b for _, b in pairs[:8]])
+    assert (b["token_type_ids"] == 1).any()        # second segments, as GLUE pair tasks
+    res = d.run(TEXTS, tmp_path / "run", pairs=pairs, progress=False)
+    assert res.steps == 4 and np.isfinite(res.final_loss)
+    with pytest.raises(ValueError, match="pair_every"):
+        DistillConfig(pair_every=-1)

@@ -37,6 +37,10 @@ def add_parser(p):
     p.add_argument("--no-packing", action="store_true",
                    help="pad each batch instead of packing several sentences per row (packing "
                         "computes the same losses on ~1/3 fewer positions on short text)")
+    p.add_argument("--pair-every", type=int, default=0, metavar="N",
+                   help="every Nth batch is sentence pairs ([CLS] a [SEP] b [SEP]), so the student "
+                        "also learns the teacher on two segments, as GLUE pair tasks feed it "
+                        "(0: single sentences only)")
     p.add_argument("--eval-every", type=int, default=0,
                    help="evaluate STS-B dev Spearman every N steps (0: only at the end)")
     p.add_argument("--ckpt-every", type=int, default=200)
@@ -53,7 +57,7 @@ def run(args):
         jax.config.update("jax_compilation_cache_dir",
                           str(Path(args.compile_cache).expanduser()))
     from distill import default_teacher_dir, load_arch, load_encoder, load_tokenizer
-    from distill.corpus import distillation_texts, task_split
+    from distill.corpus import distillation_pairs, distillation_texts, task_split
     from distill.evaluate import stsb_spearman
     from distill.train import DistillConfig, Distiller
 
@@ -68,12 +72,13 @@ def run(args):
                          max_len=args.max_len, lr=args.lr, init=args.init,
                          progressive=args.progressive, w_hidden=args.w_hidden,
                          w_attention=args.w_attention, mixed_precision=args.mixed_precision,
-                         packing=not args.no_packing,
+                         packing=not args.no_packing, pair_every=args.pair_every,
                          eval_every=args.eval_every, ckpt_every=args.ckpt_every, seed=args.seed)
     d = Distiller(cfg, teacher, tok, dcfg)
     print(f"student {cfg.num_layers}L/{cfg.hidden_size}H; {d.copied} tensors initialised from "
           f"the teacher; {len(texts)} training texts")
-    res = d.run(texts, Path(args.out + ".work"),
+    pairs = distillation_pairs(args.data_dir) if args.pair_every else None
+    res = d.run(texts, Path(args.out + ".work"), pairs=pairs,
                 on_eval=lambda m, step: {"stsb_dev_spearman": stsb_spearman(m, tok, dev)})
     out = d.save_student(args.out, tokenizer_from=tdir)
     final = stsb_spearman(d.student(), tok, dev)
