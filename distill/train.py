@@ -7,6 +7,10 @@ teacher rely on), hidden-state transfer per mapped layer (TinyBERT), and attenti
 knowledge transfer / AutoDistill's flash distillation: stage k (of L) weights the layer-k
 transfer losses and the embedding losses only join in the last stage.
 
+Batches are packed by default (:mod:`distill.packing`: several sentences per row, attention
+kept inside each; the same losses and gradients as padding, on ~30% fewer positions), and with
+``pair_every`` every Nth batch holds sentence pairs.
+
 Left out on purpose: dropout (the student sees clean teacher targets; the runs are short) and
 data augmentation. Determinism: the data order is a function of (seed, epoch) and there is no
 other randomness after initialisation, so a run resumed from a checkpoint reproduces the
