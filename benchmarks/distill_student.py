@@ -100,10 +100,10 @@ def plot(out: dict, compare: list[str], name: str) -> None:
         return f"4L/H256, {'packed' if packed else 'padded'} batches, {run['steps']} steps"
     runs = [(out, label(out))] + [(o, f"{label(o)} ({Path(p).name})") for p, o in
                                   ((p, json.loads(Path(p).read_text())) for p in compare)]
-    for i, (run, label) in enumerate(runs):
+    for i, (run, text) in enumerate(runs):
         ax.plot([h["train_s"] / 60 for h in run["curve"]],
                 [h["stsb_dev_spearman"] for h in run["curve"]], "o-" if i == 0 else "s--",
-                label=label, alpha=1.0 if i == 0 else 0.6)
+                label=text, alpha=1.0 if i == 0 else 0.6)
     teacher = out["scores"]["teacher"]["stsb"]
     ax.axhline(teacher, color="k", ls="--", label="teacher")
     ax.axhline(0.9 * teacher, color="grey", ls=":", label="90% of teacher")

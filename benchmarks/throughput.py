@@ -13,7 +13,7 @@ Three sides, each given the 64 sentences of a step in its own best layout:
 Tokens/s counts real tokens only, the same number on every side.
 Writes benchmarks/results/throughput.json.
 
-    python benchmarks/throughput.py --steps 20 --rounds 5
+    python benchmarks/throughput.py --steps 20 --rounds 7
 """
 
 from __future__ import annotations
@@ -91,39 +91,36 @@ def main():
         run_batches(batches)
         return time.perf_counter() - t0
 
-    sides = {}
+    sides = {}   # name -> (run(batches), all batches: 5 warm-up, then the timed ones)
     teacher = load_encoder(tdir)
     for name, packing in (("ours_packed", True), ("ours_padded", False)):
         d = Distiller(STUDENT, teacher, tok, DistillConfig(steps=1000, packing=packing))
-        bs = [d.prepare([texts[i] for i in g]) for g in groups]
-        for shp in {b["input_ids"].shape for b in bs}:   # compile outside the timed region
-            b = next(x for x in bs if x["input_ids"].shape == shp)
-            jax.block_until_ready(d._step_fn(d.params, d.opt_state, b, stage=0))
 
         def run(batches, d=d):
             for b in batches:
                 d.train_step(b)
             jax.block_until_ready(d.params)
-        sides[name] = (run, bs[5:], sorted({b["input_ids"].shape for b in bs}))
-        assert sum(int(b["attention_mask"].sum()) for b in bs[5:]) == sum(tokens)
+        sides[name] = (run, [d.prepare([texts[i] for i in g]) for g in groups])
 
     torch.set_num_threads(2)
     step = torch_step_fn(tdir, args.batch_size)
-    longest = [{k: v[:, :int(b["attention_mask"].sum(1).max())] for k, v in b.items()}
-               for b in bts]
-    for b in longest[:5]:
-        step(b)
 
     def run_torch(batches):
         for b in batches:
             step(b)
-    sides["torch"] = (run_torch, longest[5:], sorted({b["input_ids"].shape for b in longest}))
+    sides["torch"] = (run_torch, [{k: v[:, :int(b["attention_mask"].sum(1).max())]
+                                   for k, v in b.items()} for b in bts])
+    shapes = {n: sorted({b["input_ids"].shape for b in bs}) for n, (_, bs) in sides.items()}
+    for n, (run, bs) in sides.items():
+        assert sum(int(b["attention_mask"].sum()) for b in bs[5:]) == sum(tokens), n
+        # warm up outside the timed region, compiling every batch shape jit will meet
+        run(bs[:5] + [next(b for b in bs if b["input_ids"].shape == shp) for shp in shapes[n]])
 
     # interleaved rounds: this shared machine drifts by tens of percent over minutes
     times = {n: [] for n in sides}
     for r in range(args.rounds):
-        for n, (run, batches, _) in sides.items():
-            times[n].append(timed_round(run, batches))
+        for n, (run, bs) in sides.items():
+            times[n].append(timed_round(run, bs[5:]))
         print(f"round {r + 1}/{args.rounds}: " +
               ", ".join(f"{n} {sum(tokens) / t[-1]:.0f} tok/s" for n, t in times.items()),
               flush=True)
@@ -140,13 +137,9 @@ def main():
            "ratio_padded_per_round": [t / o for o, t in zip(times["ours_padded"],
                                                             times["torch"])],
            "rounds": args.rounds, "round_s": times,
-           "batch_shapes": {n: [list(x) for x in v[2]] for n, v in sides.items()},
-           "positions_per_token": {
-               "ours_packed": sum(b["input_ids"].size for b in sides["ours_packed"][1]) /
-               sum(tokens),
-               "ours_padded": sum(b["input_ids"].size for b in sides["ours_padded"][1]) /
-               sum(tokens),
-               "torch": sum(b["input_ids"].size for b in longest[5:]) / sum(tokens)},
+           "batch_shapes": {n: [list(x) for x in v] for n, v in shapes.items()},
+           "positions_per_token": {n: sum(b["input_ids"].size for b in bs[5:]) / sum(tokens)
+                                   for n, (_, bs) in sides.items()},
            "torch_threads": torch.get_num_threads()}
     print(json.dumps({k: res[k] for k in ("tokens_per_s", "ratio_ours_over_torch",
                                           "ratio_padded_over_torch", "positions_per_token")},
