@@ -32,6 +32,16 @@ def data_dir(path: str | Path | None = None) -> Path:
         "with stsb/, sst2/ and wikitext2_raw/ (GLUE-style files; see README)")
 
 
+_WIKITEXT = ("wikitext2_raw/wiki.valid.raw", "wikitext2_raw/wiki.test.raw")
+
+
+def _wikitext_paragraphs(d: Path) -> list[str]:
+    """The WikiText-2 paragraphs under ``d`` (the data folder ships the valid and test files),
+    WikiText's escapes undone and headings dropped."""
+    return [p for f in _WIKITEXT if (d / f).is_file()
+            for p in read_corpus(d / f, sentences=False)]
+
+
 def task_split(task: str, split: str, root: str | Path | None = None):
     key = (task, split)
     if key not in _FILES:
@@ -43,10 +53,7 @@ def distillation_texts(root: str | Path | None = None, *, max_texts: int | None 
     """Unlabelled text for task-agnostic distillation: WikiText-2 sentences plus the
     *sentences* (no labels) of the STS-B and SST-2 train splits. Dev sets are never used."""
     d = data_dir(root)
-    texts = []
-    for f in ("wikitext2_raw/wiki.valid.raw", "wikitext2_raw/wiki.test.raw"):
-        if (d / f).is_file():
-            texts += read_corpus(d / f)
+    texts = [s for para in _wikitext_paragraphs(d) for s in split_sentences(para)]
     for e in task_split("stsb", "train", d):
         texts += [e.text_a, e.text_b]
     texts += [e.text_a for e in task_split("sst2", "train", d)]
@@ -61,11 +68,9 @@ def distillation_pairs(root: str | Path | None = None, *, max_pairs: int | None 
     splits. Dev sets are never used."""
     d = data_dir(root)
     pairs = []
-    for f in ("wikitext2_raw/wiki.valid.raw", "wikitext2_raw/wiki.test.raw"):
-        if (d / f).is_file():
-            for para in read_corpus(d / f, sentences=False):
-                sents = split_sentences(para)
-                pairs += list(zip(sents, sents[1:]))
+    for para in _wikitext_paragraphs(d):
+        sents = split_sentences(para)
+        pairs += list(zip(sents, sents[1:]))
     for task in ("stsb", "mrpc"):
         try:
             pairs += [(e.text_a, e.text_b) for e in task_split(task, "train", d)]
