@@ -63,7 +63,7 @@ class DistillConfig:
     init: str = "teacher"              # "teacher" (where shapes allow) | "random"
     mixed_precision: bool = False      # bfloat16 compute, float32 master weights
     packing: bool = True               # several sentences per row (distill.packing): same
-    #                                    losses, ~1/3 fewer positions computed on short text
+    #                                    losses, ~30% fewer positions computed on the corpus
     pair_every: int = 0                # every Nth step is a batch of sentence pairs (0: never)
     seed: int = 0
     ckpt_every: int = 200

@@ -33,3 +33,13 @@ def test_store_info_ls_export(tmp_path, fp):
 def test_missing_store_is_a_clear_error(tmp_path):
     r = hw("store", "--store", str(tmp_path / "nope.db"), "info")
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_every_command_help_renders():
+    """argparse formats help strings with %: a stray % in one breaks that command's --help."""
+    import argparse
+
+    from hwdistill.cli import build_parser
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        assert p.format_help().startswith("usage:"), name

@@ -36,7 +36,7 @@ def add_parser(p):
     p.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute")
     p.add_argument("--no-packing", action="store_true",
                    help="pad each batch instead of packing several sentences per row (packing "
-                        "computes the same losses on ~1/3 fewer positions on short text)")
+                        "computes the same losses on ~30%% fewer positions here)")
     p.add_argument("--pair-every", type=int, default=0, metavar="N",
                    help="every Nth batch is sentence pairs ([CLS] a [SEP] b [SEP]), so the student "
                         "also learns the teacher on two segments, as GLUE pair tasks feed it "
