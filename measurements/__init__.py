@@ -2,12 +2,13 @@
 fingerprint, the robust timing harness. Imports nothing else of hwdistill."""
 
 from .fingerprint import FingerprintMismatchError, HardwareFingerprint, check_compatible, detect
-from .records import Evaluation, LatencyRecord, OpTiming
-from .store import DEFAULT_STORE, SCHEMA_VERSION, Store, StoreError, StoreSchemaError
+from .records import LatencyRecord, OpTiming, Trial
+from .store import (DEFAULT_STORE, SCHEMA_VERSION, Store, StoreError, StoreSchemaError,
+                    TrialStatusError)
 from .timing import TimingResult, time_callable, time_paired
 
 __all__ = [
-    "DEFAULT_STORE", "Evaluation", "FingerprintMismatchError", "HardwareFingerprint",
-    "LatencyRecord", "OpTiming", "SCHEMA_VERSION", "Store", "StoreError", "StoreSchemaError",
-    "TimingResult", "check_compatible", "detect", "time_callable", "time_paired",
+    "DEFAULT_STORE", "FingerprintMismatchError", "HardwareFingerprint", "LatencyRecord",
+    "OpTiming", "SCHEMA_VERSION", "Store", "StoreError", "StoreSchemaError", "TimingResult",
+    "Trial", "TrialStatusError", "check_compatible", "detect", "time_callable", "time_paired",
 ]

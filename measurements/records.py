@@ -8,10 +8,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 import time
 from typing import Any, Mapping
 
-__all__ = ["OpTiming", "LatencyRecord", "Evaluation", "canonical_json", "content_key"]
+__all__ = ["OpTiming", "LatencyRecord", "Trial", "TRIAL_STATUS_RANK", "canonical_json",
+           "content_key"]
 
 
 def canonical_json(obj: Any) -> str:
@@ -76,36 +79,91 @@ class LatencyRecord:
         return content_key("lat", self.fingerprint_id, self.arch, self.workload, self.tag)
 
 
+# Trial statuses move forward only: pending -> running -> done | failed (both terminal).
+TRIAL_STATUS_RANK: Mapping[str, int] = {"pending": 0, "running": 1, "done": 2, "failed": 2}
+
+
 @dataclasses.dataclass(frozen=True)
-class Evaluation:
-    """One candidate of a search: its objectives once measured, and where they came from."""
+class Trial:
+    """One evaluation of a search: the candidate, why it was proposed, and what it gave.
+
+    ``x`` is the candidate as JSON (a list of numbers or a dict of named variables);
+    ``values`` holds objectives and constraints by name (``{"f0": 0.3, "g0": -1.0}``, NaN
+    for a missing value); ``provenance`` says where they came from (``{"f0": "measured"}``,
+    ``cost_s``, ``attempts``, ``error`` of a failed one). ``x``, ``values`` and ``provenance``
+    are kept in their JSON form, so a trial read back from the store equals the one written.
+    """
 
     run_id: str
-    arch: Mapping[str, Any]
-    objectives: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    status: str = "pending"  # pending | running | done | failed
-    fingerprint_id: str = ""
+    index: int                  # 0, 1, 2, ... dense within a run
+    x: Any
+    source: str                 # why it was proposed: "initial", "acquisition", "import", ...
+    round: int = 0              # the search round that proposed it
+    status: str = "pending"     # pending -> running -> done | failed; forward only
+    values: Mapping[str, float] = dataclasses.field(default_factory=dict)
     provenance: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    fingerprint_id: str = ""
     created_at: float = dataclasses.field(default_factory=time.time)
     updated_at: float = dataclasses.field(default_factory=time.time)
 
-    STATUSES = ("pending", "running", "done", "failed")
+    STATUSES = tuple(TRIAL_STATUS_RANK)
 
     def __post_init__(self):
+        if not isinstance(self.run_id, str) or not self.run_id:
+            raise ValueError(f"Trial.run_id={self.run_id!r}; expected a non-empty string")
+        for name in ("index", "round"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
+                raise ValueError(f"Trial.{name}={v!r}; expected an integer >= 0 (trials of a "
+                                 "run are numbered 0, 1, 2, ...)")
+            object.__setattr__(self, name, int(v))
+        if not isinstance(self.source, str) or not self.source:
+            raise ValueError(f"Trial.source={self.source!r}; say why the candidate was "
+                             "proposed, e.g. 'initial', 'acquisition' or 'import'")
         if self.status not in self.STATUSES:
-            raise ValueError(f"Evaluation.status={self.status!r}; expected one of {self.STATUSES}")
+            raise ValueError(f"Trial.status={self.status!r}; expected one of {self.STATUSES}")
+        if not isinstance(self.values, Mapping):
+            raise ValueError(f"Trial.values={self.values!r}; expected a mapping of names to "
+                             "floats, e.g. {'f0': 0.3, 'g0': -1.0}")
+        values = {}
+        for k, v in self.values.items():
+            if (not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, numbers.Real)
+                    or math.isinf(v)):
+                raise ValueError(f"Trial.values[{k!r}]={v!r}; values are finite floats (or NaN "
+                                 "for a missing one) keyed by name. A failed evaluation is "
+                                 "status='failed' with provenance['error'], not an infinite value")
+            values[k] = float(v)
+        object.__setattr__(self, "values", values)
+        if not isinstance(self.provenance, Mapping):
+            raise ValueError(f"Trial.provenance={self.provenance!r}; expected a mapping, e.g. "
+                             "{'f0': 'measured', 'cost_s': 1.5}")
+        for name in ("x", "provenance"):
+            try:  # the JSON form is what the store keeps (tuples become lists, ...)
+                object.__setattr__(self, name, json.loads(canonical_json(getattr(self, name))))
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"Trial.{name}={getattr(self, name)!r} is not JSON ({e}); use "
+                                 "lists, dicts, strings and numbers (e.g. array.tolist())") from e
 
     @property
     def key(self) -> str:
-        return content_key("eval", self.run_id, self.arch)
+        return content_key("trial", self.run_id, self.index)
+
+    def can_become(self, status: str) -> bool:
+        """Forward moves only; ``running`` -> ``running`` is allowed (a retried attempt)."""
+        rank = TRIAL_STATUS_RANK
+        return rank[status] > rank[self.status] or self.status == status == "running"
+
+
+# Fields stored as canonical JSON text (anything else is a plain SQL value).
+_JSON_FIELDS = frozenset({"features", "arch", "workload", "extra", "provenance", "x", "values"})
 
 
 def to_row(rec) -> dict:
-    """Flatten a record for SQL: nested mappings become canonical JSON text."""
+    """Flatten a record for SQL: nested values become canonical JSON text."""
     row = {}
     for f in dataclasses.fields(rec):
         v = getattr(rec, f.name)
-        row[f.name] = canonical_json(v) if isinstance(v, Mapping) else v
+        row[f.name] = canonical_json(v) if f.name in _JSON_FIELDS else v
     row["key"] = rec.key
     return row
 
@@ -115,7 +173,7 @@ def from_row(cls, row: Mapping[str, Any]):
     kwargs = {}
     for f in dataclasses.fields(cls):
         v = row[f.name]
-        if f.name in ("features", "arch", "workload", "extra", "objectives", "provenance"):
+        if f.name in _JSON_FIELDS:
             v = json.loads(v)
         kwargs[f.name] = v
     return cls(**kwargs)

@@ -3,7 +3,7 @@
 import os
 import sys
 
-from measurements import LatencyRecord, Store
+from measurements import LatencyRecord, Store, Trial
 
 
 def lat(fp_id: str, i: int, tag: str = "") -> LatencyRecord:
@@ -30,3 +30,22 @@ def die_mid_transaction(path: str, fp_id: str, committed: int) -> None:
     sys.stdout.write("in-transaction\n")
     sys.stdout.flush()
     os.kill(os.getpid(), 9)
+
+
+def die_mid_trial_update(path: str, n: int, done: int) -> None:
+    """Write a batch of `n` trials, finish the first `done`, start one, then get killed inside
+    the transaction that marks it done (after its UPDATE ran, before COMMIT)."""
+    s = Store(path)
+    s.put_trials([Trial(run_id="r", index=i, x=[i, i / 2], source="initial") for i in range(n)])
+    for i in range(done):
+        s.update_trial("r", i, status="running", provenance={"attempts": 1})
+        s.update_trial("r", i, status="done", values={"f0": float(i)}, provenance={"cost_s": 1})
+    s.update_trial("r", done, status="running", provenance={"attempts": 1})
+
+    def die_before_commit(tx, exc_type, *_):
+        sys.stdout.write("in-transaction\n")
+        sys.stdout.flush()
+        os.kill(os.getpid(), 9)
+
+    Store._Tx.__exit__ = die_before_commit
+    s.update_trial("r", done, status="done", values={"f0": -1.0}, provenance={"cost_s": 9})

@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-from measurements import Store
+from measurements import Store, Trial
 from helpers_store import lat
 
 
@@ -28,6 +28,17 @@ def test_store_info_ls_export(tmp_path, fp):
     assert "(3 of 3 rows)" in hw("store", "--store", str(db), "ls", "latencies").stdout
     r = hw("store", "--store", str(db), "export", "latencies", str(tmp_path / "x.json"))
     assert r.returncode == 0 and len(json.loads((tmp_path / "x.json").read_text())) == 3
+
+
+def test_store_import_moves_trials_forward(tmp_path):
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    for path, status in ((a, "running"), (b, "done")):
+        with Store(path) as s:
+            s.put_trials([Trial(run_id="r", index=0, x=[0.5], source="initial")])
+            s.update_trial("r", 0, status=status)
+    r = hw("store", "--store", str(a), "import", str(b))
+    assert r.returncode == 0 and "trials=0" in r.stdout and "trials moved forward: 1" in r.stdout
+    assert "done" in hw("store", "--store", str(a), "ls", "trials").stdout
 
 
 def test_missing_store_is_a_clear_error(tmp_path):

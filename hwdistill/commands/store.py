@@ -1,9 +1,10 @@
 """Inspect, export and merge measurement stores.
 
   hwdistill store info                      counts per fingerprint and table
-  hwdistill store ls latencies              list records of a table
+  hwdistill store ls latencies              list records of a table (trials: a search's evaluations)
   hwdistill store export op_timings ops.csv  write a table to CSV or JSON
-  hwdistill store import tpu-vm.db           merge a store profiled elsewhere (idempotent)
+  hwdistill store import tpu-vm.db           merge a store profiled elsewhere (idempotent; a
+                                            search trial only moves forward, e.g. running -> done)
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ def run(args):
     if args.action == "import":
         with Store(args.store) as store:
             counts = store.import_from(args.source)
-        print("imported (new records): " + ", ".join(f"{t}={n}" for t, n in counts.items()))
+        updated = counts.pop("trials_updated", 0)
+        print("imported (new records): " + ", ".join(f"{t}={n}" for t, n in counts.items())
+              + f"; trials moved forward: {updated}")
         return 0
     with Store(args.store, readonly=True) as store:
         if args.action == "info":
