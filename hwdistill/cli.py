@@ -12,7 +12,7 @@ import os
 import sys
 
 # libtpu is installed for ahead-of-time TPU compiles; with JAX_PLATFORMS unset JAX probes it
-# and jax.profiler tracing segfaults on a host without a TPU (measured, see DESIGN.md).
+# and jax.profiler tracing segfaults on a host without a TPU (measured, see docs/architecture.md).
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -47,7 +47,7 @@ class CommandError(Exception):
 
 
 def _unbuilt(name: str, help_: str):
-    """A command listed in DESIGN.md whose implementation has not landed yet: it says so."""
+    """A command listed in docs/architecture.md whose implementation has not landed yet: it says so."""
     import types
 
     def run(args):

@@ -2,7 +2,7 @@
 
 ``jax.experimental.topologies.get_topology_desc`` gives TPU devices to compile for; libtpu on a
 TPU-less host also needs ``TPU_ACCELERATOR_TYPE`` and ``TPU_WORKER_HOSTNAMES`` (measured here,
-see DESIGN.md). The compiled HLO carries the TPU compiler's per-fusion ``estimated_cycles``.
+see docs/architecture.md). The compiled HLO carries the TPU compiler's per-fusion ``estimated_cycles``.
 """
 
 from __future__ import annotations

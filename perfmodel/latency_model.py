@@ -2,7 +2,7 @@
 from a program's op predictions to its end-to-end latency.
 
 Composition is a real model, not a plain sum: on this 2-core CPU independent ops overlap and
-the profiler perturbs what it measures (sum of op times was 0.86x-1.5x end-to-end, DESIGN.md),
+the profiler perturbs what it measures (sum of op times was 0.86x-1.5x end-to-end, docs/architecture.md),
 and each executed op costs dispatch overhead. It is fitted as
 ``latency_us = a + b * sum(pred_op_us) + c * n_ops`` by non-negative least squares on
 *relative* residuals (rows divided by the measured latency, so a 1 ms program counts as much as

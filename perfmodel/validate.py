@@ -2,7 +2,7 @@
 
 Held-out architectures are measured repeatedly and *interleaved* (every round visits every
 program in a new order), because on a shared machine the same program measured minutes apart
-differed by up to 35% (DESIGN.md). The measured latency is the median of the round medians; the
+differed by up to 35% (docs/architecture.md). The measured latency is the median of the round medians; the
 noise floor is how often two rounds of the same program agree within +-10% of each other.
 
 With a ``reference`` program, every program is timed run by run against it

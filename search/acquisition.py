@@ -266,7 +266,7 @@ def _pull_back(acq, domain: Domain, z, v, anchors, exclude, tol):
             continue
         tv = float(acq(trial[None])[0])
         if tv >= v - tol:
-            z, v = trial, max(tv, v) if tv > v else tv
+            z, v = trial, tv
     return z, v
 
 

@@ -20,7 +20,6 @@ import warnings
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.stats import qmc
 
 __all__ = ["Dimension", "Domain", "DomainError"]
 
@@ -138,6 +137,8 @@ class Domain:
     def sample(self, n: int, rng: np.random.Generator, *, method: str = "sobol") -> np.ndarray:
         """``n`` encoded points: a scrambled Sobol (or Latin hypercube) design, seeded by
         ``rng``, mapped so every grid value / option is equally likely."""
+        from scipy.stats import qmc     # scipy.stats costs ~0.5 s to import: only when sampling
+
         if method == "sobol":
             with warnings.catch_warnings():
                 # balance is exact only for powers of 2; a scrambled Sobol prefix of any length

@@ -1,6 +1,6 @@
 import os
 
-# libtpu is installed for AOT TPU compiles; profiling needs the CPU platform pinned (DESIGN.md).
+# libtpu is installed for AOT TPU compiles; profiling needs the CPU platform pinned (docs/architecture.md).
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

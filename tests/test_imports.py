@@ -1,0 +1,27 @@
+"""Describing candidates must not load the ML stack (the search and its workers do it often)."""
+
+import subprocess
+import sys
+
+
+def test_search_and_configs_import_without_jax():
+    code = ("import sys, search, distill\n"
+            "from distill import StudentConfig, PRESETS\n"
+            "cfg = PRESETS['bert-mini'] if isinstance(PRESETS, dict) else None\n"
+            "heavy = [m for m in ('jax', 'flax', 'torch', 'transformers') if m in sys.modules]\n"
+            "print(','.join(heavy))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "", f"importing search/distill configs loaded {r.stdout.strip()}"
+
+
+def test_lazy_names_still_resolve():
+    import distill
+
+    assert callable(distill.count_params) and distill.count_params.__module__ == "distill.model"
+    try:
+        distill.no_such_name
+    except AttributeError as e:
+        assert "no_such_name" in str(e)
+    else:
+        raise AssertionError("unknown attribute did not raise")
