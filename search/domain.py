@@ -98,8 +98,14 @@ class Domain:
         if xl is None or xu is None:
             raise DomainError("problem.xl / problem.xu are not set; a Bayesian search needs "
                               "finite bounds on every variable")
-        xl = np.broadcast_to(np.asarray(xl, float), (n,))
-        xu = np.broadcast_to(np.asarray(xu, float), (n,))
+        bounds = {}
+        for name, b in (("xl", xl), ("xu", xu)):
+            b = np.asarray(b, float)
+            if b.ndim > 1 or (b.ndim == 1 and len(b) not in (1, n)):
+                raise DomainError(f"problem.{name} has shape {b.shape}; expected a scalar or "
+                                  f"{n} values (problem.n_var={n})")
+            bounds[name] = np.broadcast_to(b, (n,))
+        xl, xu = bounds["xl"], bounds["xu"]
         vt = getattr(problem, "vtype", None)
         kind = "int" if vt is not None and np.issubdtype(np.dtype(vt), np.integer) else "real"
         return cls(tuple(Dimension(f"x{i}", kind, xl[i], xu[i]) for i in range(n)))

@@ -196,7 +196,9 @@ def _safe_cholesky(K: np.ndarray, scale: float = 1.0) -> np.ndarray:
 
 
 def _factor(kernel: _Kernel, noise_var: float, X: np.ndarray, y: np.ndarray):
-    K = kernel(X, X) + (noise_var + _JITTER) * np.eye(len(X))
+    # _safe_cholesky adds _JITTER first: the same noise + jitter diagonal the hyperparameters
+    # were fitted with (_Objective), so predictions and gp.nll describe one model
+    K = kernel(X, X) + noise_var * np.eye(len(X))
     L = _safe_cholesky(K)
     alpha = linalg.cho_solve((L, True), y)
     return L, alpha
