@@ -189,7 +189,13 @@ def default_evaluate(problem) -> Callable[[Any], tuple[np.ndarray, np.ndarray]]:
 
 class Search:
     """A resumable search. ``Search(problem, config, store=..., run_id=...)`` resumes the run
-    if the store has it (with the same problem and config; the budget may grow)."""
+    if the store has it (with the same problem and config; the budget may grow).
+
+    Resumed with a larger budget, a run continues exactly as an uninterrupted run with that
+    budget would have if the first budget covered the initial design (``n_initial`` is capped
+    at the budget) and, with ``q > 1``, ended on a round boundary (a last round is cut short
+    to fit the budget).
+    """
 
     def __init__(self, problem, config: SearchConfig, *, store: Store | None = None,
                  run_id: str | None = None,
@@ -449,9 +455,10 @@ class Search:
             self.domain, q, gps=gps, cheap=self._cheap_fn(), constraint_gps=cgps,
             fronts=fronts, ref=ref, rng=rng, anchors=anchors, exclude=Z_all,
             pop_size=cfg.acq_pop_size, n_gen=cfg.acq_generations, region=box)
-        state = {"trust_region": None if tr_state is None else dataclasses.asdict(tr_state),"round": round_, "fit_s": fit_s, "propose_s": time.perf_counter() - t0,
+        state = {"round": round_, "fit_s": fit_s, "propose_s": time.perf_counter() - t0,
                  "noisy": bool(noisy), "log_acq": [float(v) for v in log_acq],
                  "ref_point": ref.tolist(),
+                 "trust_region": None if tr_state is None else dataclasses.asdict(tr_state),
                  "gps": [g.hyperparameters() if g is not None else None for g in gps]}
         return cand, state
 
