@@ -190,7 +190,8 @@ def _seed_points(domain: Domain, anchors: np.ndarray, rng: np.random.Generator,
 def maximize(acq: Callable[[np.ndarray], np.ndarray], domain: Domain, rng: np.random.Generator,
              *, anchors: np.ndarray | None = None, pop_size: int = 64, n_gen: int = 30,
              n_sobol: int = 512, n_polish: int = 3, exclude: np.ndarray | None = None,
-             pull_tol: float = 0.01, region: tuple[np.ndarray, np.ndarray] | None = None
+             pull_tol: float = 0.01,
+             regions: Sequence[tuple[np.ndarray, np.ndarray]] | None = None
              ) -> tuple[np.ndarray, float]:
     """Maximise ``acq`` over the encoded domain; returns (best point ``d``, its value).
 
@@ -203,16 +204,27 @@ def maximize(acq: Callable[[np.ndarray], np.ndarray], domain: Domain, rng: np.ra
     from pymoo.optimize import minimize as pymoo_minimize
 
     anchors = np.zeros((0, domain.n)) if anchors is None else np.atleast_2d(anchors)
-    lo, hi = (np.zeros(domain.n), domain.upper.astype(float)) if region is None else region
+    full = (np.zeros(domain.n), domain.upper.astype(float))
+    boxes = list(regions) if regions else [full]
+    B_lo = np.array([b[0] for b in boxes])                           # (k, d)
+    B_hi = np.array([b[1] for b in boxes])
+    lo, hi = B_lo.min(axis=0), B_hi.max(axis=0)                      # the union's bounding box
 
     def project(Z):
-        return domain.snap(np.clip(domain.snap(Z), lo, hi))
+        """Snap to the domain, then clip into the nearest box of the trust region."""
+        Z = domain.snap(Z)
+        if len(boxes) > 1 or regions:
+            gap = np.maximum(B_lo[None] - Z[:, None], 0) + np.maximum(Z[:, None] - B_hi[None], 0)
+            k = np.argmin(gap.max(axis=2), axis=1)                       # Chebyshev distance
+            Z = domain.snap(np.clip(Z, B_lo[k], B_hi[k]))
+        return Z
 
-    if region is not None:
-        # a Sobol design of the trust region itself, not of the whole box
+    if regions:
+        # a Sobol design of the trust region itself: point i in box i mod k
         U = domain.sample(n_sobol, rng)
         cont = np.array([d.kind != "cat" for d in domain.dims])
-        U[:, cont] = lo[cont] + U[:, cont] * (hi[cont] - lo[cont])
+        k = np.arange(n_sobol) % len(boxes)
+        U[:, cont] = B_lo[k][:, cont] + U[:, cont] * (B_hi[k] - B_lo[k])[:, cont]
         raw = project(np.vstack([U, _seed_points(domain, anchors, rng, 0, 16)]))
     else:
         raw = _seed_points(domain, anchors, rng, n_sobol, 16)

@@ -445,16 +445,14 @@ class Search:
         else:
             fronts = [F[feas][nondominated(F[feas])] if feas.any() else np.zeros((0, self.m))]
         anchors = Z[feas][nondominated(F[feas])] if feas.any() else Z[:0]
-        tr_state, box = None, None
+        tr_state, boxes = None, None
         if cfg.trust_region and len(anchors):
             tr_state = trust_region.replay(self._improved(), dim=self.domain.n, q=cfg.q)
-            front_F = F[feas][nondominated(F[feas])]
-            box = trust_region.region(self.domain, anchors[trust_region.centre(front_F, ref)],
-                                      tr_state.length)
+            boxes = trust_region.regions(self.domain, anchors, tr_state.length)
         cand, log_acq = propose_batch(
             self.domain, q, gps=gps, cheap=self._cheap_fn(), constraint_gps=cgps,
             fronts=fronts, ref=ref, rng=rng, anchors=anchors, exclude=Z_all,
-            pop_size=cfg.acq_pop_size, n_gen=cfg.acq_generations, region=box)
+            pop_size=cfg.acq_pop_size, n_gen=cfg.acq_generations, regions=boxes)
         state = {"round": round_, "fit_s": fit_s, "propose_s": time.perf_counter() - t0,
                  "noisy": bool(noisy), "log_acq": [float(v) for v in log_acq],
                  "ref_point": ref.tolist(),
