@@ -26,3 +26,5 @@ run(HERE / "tpu_agreement.py", "--archs", "10")
 run(HERE / "teacher_parity.py")
 run(HERE / "throughput.py")
 run(HERE / "distill_student.py", "--minutes", "30")
+run(HERE / "search_synthetic.py")          # resumable: cached runs are reused
+run(HERE / "search_proposal_time.py", "--rounds", "3")
