@@ -210,12 +210,15 @@ def maximize(acq: Callable[[np.ndarray], np.ndarray], domain: Domain, rng: np.ra
     B_hi = np.array([b[1] for b in boxes])
     lo, hi = B_lo.min(axis=0), B_hi.max(axis=0)                      # the union's bounding box
 
+    def nearest_box(Z):
+        gap = np.maximum(B_lo[None] - Z[:, None], 0) + np.maximum(Z[:, None] - B_hi[None], 0)
+        return np.argmin(gap.max(axis=2), axis=1)                        # Chebyshev distance
+
     def project(Z):
         """Snap to the domain, then clip into the nearest box of the trust region."""
         Z = domain.snap(Z)
-        if len(boxes) > 1 or regions:
-            gap = np.maximum(B_lo[None] - Z[:, None], 0) + np.maximum(Z[:, None] - B_hi[None], 0)
-            k = np.argmin(gap.max(axis=2), axis=1)                       # Chebyshev distance
+        if regions:
+            k = nearest_box(Z)
             Z = domain.snap(np.clip(Z, B_lo[k], B_hi[k]))
         return Z
 
@@ -249,7 +252,9 @@ def maximize(acq: Callable[[np.ndarray], np.ndarray], domain: Domain, rng: np.ra
     pop = res.pop
     cand = np.vstack([project(pop.get("X")), init])
     vals = np.concatenate([-pop.get("F")[:, 0], raw_val[np.argsort(-raw_val)[:pop_size]]])
-    cand, vals = _polish(acq, domain, cand, vals, n_polish, lo, hi)
+    cand, vals = _polish(acq, domain, cand, vals, n_polish,
+                         lambda z: (B_lo[nearest_box(z[None])[0]], B_hi[nearest_box(z[None])[0]]),
+                         project)
     order = np.argsort(-vals, kind="stable")
     best = order[0]
     if exclude is not None and len(exclude):
@@ -282,27 +287,30 @@ def _pull_back(acq, domain: Domain, z, v, anchors, exclude, tol):
     return z, v
 
 
-def _polish(acq, domain: Domain, cand, vals, n_polish, lo, hi):
-    """L-BFGS-B (finite differences) on the continuous coordinates of the best candidates."""
+def _polish(acq, domain: Domain, cand, vals, n_polish, box_of, project):
+    """L-BFGS-B (finite differences) on the continuous coordinates of the best candidates,
+    each within its own trust-region box (so a polished point stays in the region)."""
     real = [i for i, d in enumerate(domain.dims) if d.kind == "real"]
     if not real or n_polish <= 0:
         return cand, vals
     extra_x, extra_v = [], []
     for i in np.argsort(-vals, kind="stable")[:n_polish]:
         z0 = cand[i].copy()
+        lo, hi = box_of(z0)
 
         def f(zr, z0=z0):
             z = z0.copy()
             z[real] = zr
             return -float(acq(z[None])[0])
 
-        r = optimize.minimize(f, z0[real], method="L-BFGS-B",
+        r = optimize.minimize(f, np.clip(z0[real], lo[real], hi[real]), method="L-BFGS-B",
                               bounds=list(zip(lo[real], hi[real])),
                               options={"maxiter": 50, "eps": 1e-6})
         z = z0.copy()
         z[real] = r.x
-        extra_x.append(domain.snap(z[None])[0])
-        extra_v.append(-r.fun)
+        z = project(z[None])[0]
+        extra_x.append(z)
+        extra_v.append(float(acq(z[None])[0]))
     return np.vstack([cand, extra_x]), np.concatenate([vals, extra_v])
 
 
