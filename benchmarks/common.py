@@ -12,6 +12,10 @@ from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 RESULTS = Path(__file__).parent / "results"
+# benchmarks (not the library) may read the workspace's data folder beside the repository
+_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if _SHARED_DATA.is_dir():
+    os.environ.setdefault("HWDISTILL_DATA", str(_SHARED_DATA))
 
 
 def machine_info() -> dict:

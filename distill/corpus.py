@@ -1,5 +1,5 @@
 """The distillation corpus and the evaluation files, located under a data directory laid out
-like ``shared/data`` (stsb/, sst2/, wikitext2_raw/, ...)."""
+as stsb/, sst2/, wikitext2_raw/, ... (GLUE-style files; see README)."""
 
 from __future__ import annotations
 
@@ -17,16 +17,19 @@ _FILES = {("stsb", "train"): "stsb/sts-train.csv", ("stsb", "dev"): "stsb/sts-de
 
 
 def data_dir(path: str | Path | None = None) -> Path:
-    """``path``, else $HWDISTILL_DATA, else ../shared/data beside the repository."""
+    """``path``, else $HWDISTILL_DATA. (No guessed location: a user's clone has nothing beside
+    it; the benchmark scripts set HWDISTILL_DATA themselves.)"""
     if path is not None:
         if not Path(path).is_dir():
             raise FileNotFoundError(f"data directory {path} does not exist; pass --data-dir DIR "
                                     "with stsb/, sst2/ and wikitext2_raw/ inside")
         return Path(path)
-    for c in (os.environ.get("HWDISTILL_DATA"),
-              Path(__file__).resolve().parents[2] / "shared" / "data"):
-        if c and Path(c).is_dir():
-            return Path(c)
+    env = os.environ.get("HWDISTILL_DATA")
+    if env:
+        if not Path(env).is_dir():
+            raise FileNotFoundError(f"HWDISTILL_DATA={env} is not a directory; point it (or "
+                                    "--data-dir) to a folder with stsb/, sst2/, wikitext2_raw/")
+        return Path(env)
     raise FileNotFoundError(
         "no data directory: pass --data-dir DIR (or set HWDISTILL_DATA) pointing to a folder "
         "with stsb/, sst2/ and wikitext2_raw/ (GLUE-style files; see README)")
