@@ -32,7 +32,7 @@ from perfmodel.predict import Predictor  # noqa: E402
 from perfmodel.sweep import PROFILE_TAG  # noqa: E402
 from perfmodel.validate import (measure_interleaved, parse_program,  # noqa: E402
                                 plot_predicted_vs_measured, score, stored_latency_ms)
-from search import DEFAULT_SPACE  # noqa: E402
+from search.space_v1 import SPACE_V1  # noqa: E402  (the space its committed results came from)
 
 
 def main():
@@ -74,7 +74,7 @@ def main():
     arch_reg = ArchRegressor().fit(tr_pairs, tr_lat)
 
     seen = {c for c, _ in tr_pairs}
-    cfgs = [c for c in DEFAULT_SPACE.sample(args.archs * 2, args.seed) if c not in seen]
+    cfgs = [c for c in SPACE_V1.sample(args.archs * 2, args.seed) if c not in seen]
     cfgs = cfgs[: args.archs]
     pairs = [(c, w) for c in cfgs for w in workloads]
 

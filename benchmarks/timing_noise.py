@@ -25,7 +25,7 @@ from distill import Workload  # noqa: E402
 from measurements import time_callable, time_paired  # noqa: E402
 from perfmodel.program import compile_local, concrete_args  # noqa: E402
 from perfmodel.validate import parse_program  # noqa: E402
-from search import DEFAULT_SPACE  # noqa: E402
+from search.space_v1 import SPACE_V1  # noqa: E402  (the space its committed results came from)
 
 
 def agreement(v: np.ndarray, tol: float) -> float:
@@ -43,7 +43,7 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--reference", default="bert-mini@8,128")
     args = ap.parse_args()
-    pairs = [(c, Workload.parse(w)) for c in DEFAULT_SPACE.sample(args.archs, args.seed)
+    pairs = [(c, Workload.parse(w)) for c in SPACE_V1.sample(args.archs, args.seed)
              for w in ("1,128", "8,128")]
     progs = [(compile_local(c, w).executable, concrete_args(c, w)) for c, w in pairs]
     ref_cfg, ref_wl = parse_program(args.reference)

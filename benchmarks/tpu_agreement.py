@@ -21,7 +21,7 @@ from scipy import stats  # noqa: E402
 from distill import Workload  # noqa: E402
 from perfmodel.hardware import TPU_SPECS  # noqa: E402
 from perfmodel.predict import Predictor  # noqa: E402
-from search import DEFAULT_SPACE  # noqa: E402
+from search.space_v1 import SPACE_V1  # noqa: E402  (the space its committed results came from)
 
 
 def main():
@@ -31,7 +31,7 @@ def main():
     ap.add_argument("--seed", type=int, default=2)
     args = ap.parse_args()
     wl = Workload.parse(args.workload)
-    cfgs = DEFAULT_SPACE.sample(args.archs, args.seed)
+    cfgs = SPACE_V1.sample(args.archs, args.seed)
     out = {}
     for target in TPU_SPECS:
         t0 = time.time()

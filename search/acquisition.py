@@ -278,6 +278,7 @@ def _pull_back(acq, domain: Domain, z, v, anchors, exclude, tol):
     for i in np.flatnonzero(~np.isclose(a, z)):
         trial = z.copy()
         trial[i] = a[i]
+        trial = domain.snap(trial[None])[0]          # mixing two valid points may need repair
         if exclude is not None and len(exclude) and np.any(
                 np.all(np.isclose(exclude, trial, atol=1e-9), axis=1)):
             continue

@@ -70,6 +70,9 @@ class Dimension:
 class Domain:
     dims: tuple[Dimension, ...]
     named: bool = False            # the problem takes dicts (a ``vars`` problem)
+    # the problem's ``repair(X)`` (decoded candidates -> valid decoded candidates), applied by
+    # :meth:`snap`, so the acquisition, the GP and the store only ever see valid points
+    repair: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_problem(cls, problem) -> "Domain":
@@ -90,7 +93,7 @@ class Domain:
                 else:
                     raise DomainError(f"variable {name!r} is a {type(v).__name__}; supported: "
                                       "Real, Integer, Binary, Choice")
-            return cls(tuple(dims), named=True)
+            return cls(tuple(dims), named=True, repair=_repair_of(problem))
         n = getattr(problem, "n_var", -1)
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise DomainError(f"problem.n_var is {n!r}; a search needs n_var >= 1")
@@ -108,7 +111,8 @@ class Domain:
         xl, xu = bounds["xl"], bounds["xu"]
         vt = getattr(problem, "vtype", None)
         kind = "int" if vt is not None and np.issubdtype(np.dtype(vt), np.integer) else "real"
-        return cls(tuple(Dimension(f"x{i}", kind, xl[i], xu[i]) for i in range(n)))
+        return cls(tuple(Dimension(f"x{i}", kind, xl[i], xu[i]) for i in range(n)),
+                   repair=_repair_of(problem))
 
     # -- shape --------------------------------------------------------------------------------
     @property
@@ -127,7 +131,14 @@ class Domain:
     # -- encoded space ------------------------------------------------------------------------
     def snap(self, Z: np.ndarray) -> np.ndarray:
         """Project encoded points onto the domain: clip, round ints to their grid, cats to
-        codes (so the GP never sees a point the problem cannot take)."""
+        codes, then the problem's ``repair`` if it has one (so the GP never sees a point the
+        problem cannot take)."""
+        Z = self._round(Z)
+        if self.repair is not None and len(Z):
+            Z = self._round(self._encode_raw(self.repair(self._decode_rounded(Z))))
+        return Z
+
+    def _round(self, Z: np.ndarray) -> np.ndarray:
         Z = np.array(Z, dtype=float, copy=True).reshape(-1, self.n)
         for i, d in enumerate(self.dims):
             if d.kind == "cat":
@@ -169,7 +180,9 @@ class Domain:
     # -- problem space ------------------------------------------------------------------------
     def decode(self, Z: np.ndarray):
         """Encoded points -> what ``problem.evaluate`` takes."""
-        Z = self.snap(Z)
+        return self._decode_rounded(self.snap(Z))
+
+    def _decode_rounded(self, Z: np.ndarray):
         cols = []
         for i, d in enumerate(self.dims):
             if d.kind == "cat":
@@ -185,6 +198,9 @@ class Domain:
 
     def encode(self, X) -> np.ndarray:
         """Inverse of :meth:`decode` (values must lie in the domain)."""
+        return self.snap(self._encode_raw(X))
+
+    def _encode_raw(self, X) -> np.ndarray:
         rows = list(X) if self.named else np.atleast_2d(np.asarray(X, float))
         Z = np.zeros((len(rows), self.n))
         for r, row in enumerate(rows):
@@ -199,7 +215,7 @@ class Domain:
                     if not d.lower - 1e-9 <= v <= d.upper + 1e-9:
                         raise DomainError(f"{d.name}={v} is outside [{d.lower}, {d.upper}]")
                     Z[r, i] = 0.0 if d.upper == d.lower else (v - d.lower) / (d.upper - d.lower)
-        return self.snap(Z)
+        return Z
 
     def to_json(self, x) -> Any:
         """One decoded candidate as JSON (a dict for ``vars`` problems, else a list)."""
@@ -214,6 +230,14 @@ class Domain:
 
     def describe(self) -> list[dict]:
         return [dataclasses.asdict(d) for d in self.dims]
+
+
+def _repair_of(problem):
+    fn = getattr(problem, "repair", None)
+    if fn is not None and not callable(fn):
+        raise DomainError(f"problem.repair is a {type(fn).__name__}; it must be a function of "
+                          "decoded candidates returning valid candidates")
+    return fn
 
 
 def _py(v):

@@ -28,12 +28,12 @@ independent GPs, which is what exact 2-objective EHVI needs).
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 from scipy import linalg, optimize
 
-__all__ = ["GP", "fit_gp", "GPSurrogate", "Surrogate", "GPError"]
+__all__ = ["GP", "fit_gp", "GPSurrogate", "OffsetGP", "Surrogate", "GPError"]
 
 _SQRT5 = np.sqrt(5.0)
 _JITTER = 1e-8
@@ -182,6 +182,43 @@ class GP:
         y = np.concatenate([self.y_std, (np.asarray(yn, float) - self.y_mean) / self.y_scale])
         L, alpha = _factor(self.kernel, self.noise_var, X, y)
         return dataclasses.replace(self, X=X, y_std=y, L=L, alpha=alpha)
+
+
+@dataclasses.dataclass(frozen=True)
+class OffsetGP:
+    """A GP of the residual ``y - offset(X)`` answering for ``y``: the prior mean is a known,
+    cheap function (e.g. the log of a predicted latency) and the GP learns only its error.
+    Same interface as :class:`GP` where the acquisition uses it."""
+
+    gp: GP
+    offset: Callable[[np.ndarray], np.ndarray]    # encoded points (m x d) -> m values
+
+    @property
+    def noise_var(self) -> float:
+        return self.gp.noise_var
+
+    @property
+    def noise_var_y(self) -> float:
+        return self.gp.noise_var_y
+
+    def hyperparameters(self) -> dict:
+        return {**self.gp.hyperparameters(), "offset": True}
+
+    def predict(self, Xs, *, observation_noise: bool = False):
+        m, v = self.gp.predict(Xs, observation_noise=observation_noise)
+        return m + self.offset(np.asarray(Xs, float)), v
+
+    def posterior_cov(self, Xs):
+        m, c = self.gp.posterior_cov(Xs)
+        return m + self.offset(np.asarray(Xs, float)), c
+
+    def sample(self, Xs, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+        return self.gp.sample(Xs, n_samples, rng) + self.offset(np.asarray(Xs, float))
+
+    def condition(self, Xn, yn) -> "OffsetGP":
+        Xn = np.asarray(Xn, float)
+        return OffsetGP(self.gp.condition(Xn, np.asarray(yn, float) - self.offset(Xn)),
+                        self.offset)
 
 
 def _safe_cholesky(K: np.ndarray, scale: float = 1.0) -> np.ndarray:

@@ -16,7 +16,12 @@ uninterrupted run).
 Problems may declare objectives that are exact and cheap (a predicted latency, a parameter
 count): ``problem.cheap_objectives`` (indices) and ``problem.evaluate_cheap(X)`` returning
 those columns for decoded candidates ``X``. Those are evaluated inside the acquisition
-instead of modelled.
+instead of modelled. An expensive objective with a cheap prior guess (a measured latency and
+its prediction) is declared by ``problem.baseline_objectives`` and
+``problem.evaluate_baseline(X)``: its GP models only the residual ``f - baseline`` and the
+acquisition sees ``baseline + residual`` with the residual's uncertainty. A problem whose box
+holds invalid combinations declares ``problem.repair(X)`` (decoded -> valid decoded); every
+point is repaired before it is modelled, proposed or stored.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from measurements import Store, Trial
 from . import trust_region
 from .acquisition import propose_batch, sample_fronts
 from .domain import Domain, DomainError, stack
-from .gp import fit_gp
+from .gp import OffsetGP, fit_gp
 from .hypervolume import hypervolume, nondominated
 
 __all__ = ["SearchConfig", "Search", "SearchResult", "RoundInfo", "SearchError", "minimize"]
@@ -138,16 +143,21 @@ class SearchResult:
         return hypervolume(self.F[self.feasible], self.ref_point)
 
 
-def _problem_description(problem, domain: Domain, cheap: tuple[int, ...]) -> dict:
+def _problem_description(problem, domain: Domain, cheap: tuple[int, ...],
+                         baseline: tuple[int, ...] = ()) -> dict:
     def jsonable(v):
         return v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
     dims = [{**d, "options": [jsonable(o) for o in d["options"]]} for d in domain.describe()]
     return {"class": type(problem).__name__, "n_var": domain.n, "n_obj": int(problem.n_obj),
-            "n_ieq_constr": int(problem.n_ieq_constr), "dims": dims, "cheap": list(cheap)}
+            "n_ieq_constr": int(problem.n_ieq_constr), "dims": dims, "cheap": list(cheap),
+            **({"baseline": list(baseline)} if baseline else {}),
+            **({"describe": problem.describe()} if callable(getattr(problem, "describe", None))
+               else {})}
 
 
-def check_problem(problem) -> tuple[Domain, tuple[int, ...]]:
-    """Validate a pymoo problem for the search; returns its domain and cheap objectives."""
+def check_problem(problem) -> tuple[Domain, tuple[int, ...], tuple[int, ...]]:
+    """Validate a pymoo problem for the search; returns its domain, its cheap objectives and
+    the objectives with a baseline (a cheap prior guess whose residual the GP models)."""
     from pymoo.core.problem import Problem
 
     if not isinstance(problem, Problem):
@@ -174,11 +184,23 @@ def check_problem(problem) -> tuple[Domain, tuple[int, ...]]:
     if len(cheap) == m:
         raise SearchError("every objective is cheap: nothing to model; run a plain pymoo "
                           "algorithm (e.g. NSGA-II) on the problem instead")
-    return domain, cheap
+    baseline = tuple(int(i) for i in getattr(problem, "baseline_objectives", ()) or ())
+    for i in baseline:
+        if not 0 <= i < m or i in cheap:
+            raise SearchError(f"problem.baseline_objectives has {i}: it must index an expensive "
+                              f"objective (0..{m - 1}, not a cheap one)")
+    if baseline and not callable(getattr(problem, "evaluate_baseline", None)):
+        raise SearchError("problem.baseline_objectives is set but problem.evaluate_baseline(X) "
+                          "is missing: it must return the prior guess of those objectives")
+    return domain, cheap, baseline
 
 
-def default_evaluate(problem) -> Callable[[Any], tuple[np.ndarray, np.ndarray]]:
-    """One candidate -> (F ``m``, G ``c``) through ``problem.evaluate``."""
+def default_evaluate(problem) -> Callable[[Any], tuple]:
+    """One candidate -> (F ``m``, G ``c``) through ``problem.evaluate``, or
+    (F, G, provenance) through ``problem.evaluate_trial`` if the problem has one."""
+    if callable(getattr(problem, "evaluate_trial", None)):
+        return problem.evaluate_trial
+
     def evaluate(X):
         out = problem.evaluate(X, return_values_of=["F", "G"], return_as_dictionary=True)
         F = np.asarray(out["F"], float).reshape(-1)
@@ -203,7 +225,7 @@ class Search:
                  on_round: Callable[[RoundInfo], None] | None = None):
         self.problem = problem
         self.config = config
-        self.domain, self.cheap = check_problem(problem)
+        self.domain, self.cheap, self.baseline = check_problem(problem)
         self.m = int(problem.n_obj)
         self.c = int(problem.n_ieq_constr)
         if config.ref_point is not None and len(config.ref_point) != self.m:
@@ -219,7 +241,8 @@ class Search:
     def _args(self) -> dict:
         cfg = dataclasses.asdict(self.config)
         cfg.pop("budget")
-        return {"problem": _problem_description(self.problem, self.domain, self.cheap),
+        return {"problem": _problem_description(self.problem, self.domain, self.cheap,
+                                                self.baseline),
                 "config": cfg}
 
     def _start(self, run_id: str | None) -> str:
@@ -254,7 +277,7 @@ class Search:
             return []
         if not trials:
             rng = np.random.default_rng([self.config.seed, 0])
-            Z = self.domain.sample(self.n_initial, rng, method=self.config.initial_design)
+            Z = self._initial_design(rng)
             return self._write(Z, round_=0, source="initial", start=0)
         round_ = max(t.round for t in trials) + 1
         q = min(self.config.q, self.config.budget - finished)
@@ -265,6 +288,21 @@ class Search:
             Z, state = self._propose(trials, round_, q)
         self.store.put_search_state(self.run_id, round_, state)
         return self._write(Z, round_=round_, source="acquisition", start=len(trials))
+
+    def _initial_design(self, rng: np.random.Generator) -> np.ndarray:
+        """``n_initial`` distinct points; with a repair, repaired points that repeat one
+        already drawn are replaced by further draws (the same draws on every resume)."""
+        Z = self.domain.snap(self.domain.sample(self.n_initial, rng,
+                                                method=self.config.initial_design))
+        if self.domain.repair is None:
+            return Z
+        keep = _unique_rows(Z)
+        for _ in range(20):
+            if len(keep) >= self.n_initial:
+                break
+            more = self.domain.snap(self.domain.sample(4 * self.n_initial, rng, method="random"))
+            keep = _unique_rows(np.vstack([keep, more]))
+        return keep[:self.n_initial]
 
     def _write(self, Z: np.ndarray, *, round_: int, source: str, start: int) -> list[Trial]:
         X = self.domain.decode(Z)
@@ -335,7 +373,9 @@ class Search:
         X = stack([self.domain.from_json(trial.x)], self.domain)
         t0 = time.perf_counter()
         try:
-            F, G = self.evaluate_fn(X)
+            res = self.evaluate_fn(X)
+            F, G = res[0], res[1]
+            detail = dict(res[2]) if len(res) > 2 else {}
             F = np.asarray(F, float).reshape(-1)
             G = np.asarray(G, float).reshape(-1)
         except Exception as e:  # the objective's failure is data, recorded with its cause
@@ -345,7 +385,7 @@ class Search:
             # a NaN is a failed evaluation too: recorded, not modelled, and the search goes on
             self.fail(trial.index, f"non-finite result F={F.tolist()} G={G.tolist()}")
             return
-        self.tell(trial.index, F, G, provenance={"cost_s": time.perf_counter() - t0})
+        self.tell(trial.index, F, G, provenance={"cost_s": time.perf_counter() - t0, **detail})
 
     def _close_finished_rounds(self) -> None:
         trials = self.trials()
@@ -419,6 +459,25 @@ class Search:
             return out
         return fn
 
+    def _baseline_fn(self):
+        if not self.baseline:
+            return None
+        cache: dict[bytes, np.ndarray] = {}
+
+        def fn(Z):
+            Z = np.asarray(Z, float)
+            out = np.full((len(Z), self.m), np.nan)
+            todo = [i for i in range(len(Z)) if Z[i].tobytes() not in cache]
+            if todo:
+                vals = np.asarray(self.problem.evaluate_baseline(
+                    self.domain.decode(Z[todo])), float).reshape(len(todo), len(self.baseline))
+                for i, v in zip(todo, vals):
+                    cache[Z[i].tobytes()] = v
+            rows = np.array([cache[z.tobytes()] for z in Z]).reshape(len(Z), len(self.baseline))
+            out[:, list(self.baseline)] = rows
+            return out
+        return fn
+
     def _propose(self, trials: Sequence[Trial], round_: int, q: int):
         cfg = self.config
         rng = np.random.default_rng([cfg.seed, round_])
@@ -432,9 +491,19 @@ class Search:
         t0 = time.perf_counter()
         seeds = rng.integers(2**31 - 1, size=self.m + self.c)
         fit = dict(cat_dims=self.domain.cat_dims, n_restarts=cfg.gp_restarts, kernel=cfg.kernel)
-        gps = [None if j in self.cheap else
-               fit_gp(Z, F[:, j], noise_var=cfg.noise_var, seed=int(seeds[j]), **fit)
-               for j in range(self.m)]
+        base = self._baseline_fn()
+        B = base(Z) if base else None
+        gps = []
+        for j in range(self.m):
+            if j in self.cheap:
+                gps.append(None)
+            elif j in self.baseline:
+                gp = fit_gp(Z, F[:, j] - B[:, j], noise_var=cfg.noise_var, seed=int(seeds[j]),
+                            **fit)
+                gps.append(OffsetGP(gp, lambda Zq, j=j: base(Zq)[:, j]))
+            else:
+                gps.append(fit_gp(Z, F[:, j], noise_var=cfg.noise_var, seed=int(seeds[j]),
+                                  **fit))
         cgps = [fit_gp(Z, G[:, j], seed=int(seeds[self.m + j]), **fit) for j in range(self.c)]
         fit_s = time.perf_counter() - t0
         noisy = cfg.noisy if cfg.noisy is not None else any(
@@ -481,6 +550,17 @@ class Search:
         return SearchResult(run_id=self.run_id, X=[self.domain.from_json(t.x) for t in done],
                             F=F, G=G, ref_point=ref, rounds=rounds,
                             n_failed=sum(t.status == "failed" for t in trials))
+
+
+def _unique_rows(Z: np.ndarray) -> np.ndarray:
+    """Rows of ``Z`` in order, each first occurrence only."""
+    seen, keep = set(), []
+    for i, z in enumerate(Z):
+        k = z.tobytes()
+        if k not in seen:
+            seen.add(k)
+            keep.append(i)
+    return Z[keep]
 
 
 def _feasible(G: np.ndarray) -> np.ndarray:

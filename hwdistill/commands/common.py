@@ -30,3 +30,19 @@ def print_table(rows: list[dict], cols: list[str] | None = None) -> None:
 def default_model_dir(fingerprint_id: str) -> str:
     import os
     return os.path.join(os.environ.get("HWDISTILL_MODELS", "hwdistill-models"), fingerprint_id)
+
+
+def add_space_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--space", default=None, metavar="TOML",
+                   help="search space file (default: the embedded AutoDistill-style space; print "
+                        "it with `hwdistill search --print-space`). 'v1' is the frozen first "
+                        "space, from which benchmarks/store/cpu.db was profiled")
+
+
+def load_space(arg: str | None):
+    """The space a --space argument names (an object with ``sample_configs(n, seed)``)."""
+    if arg == "v1":
+        from search.space_v1 import SPACE_V1
+        return SPACE_V1
+    from search.space import DEFAULT_SPACE, SearchSpace
+    return DEFAULT_SPACE if arg is None else SearchSpace.from_toml(arg)

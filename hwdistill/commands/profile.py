@@ -11,7 +11,7 @@ TPU/GPU: run the same command on that machine (--target local) and merge the sto
 
 from __future__ import annotations
 
-from .common import add_store_arg
+from .common import add_store_arg, add_space_arg, load_space
 
 DEFAULT_WORKLOADS = ["1,128", "8,128"]
 
@@ -30,6 +30,7 @@ def add_parser(p):
                    help="end-to-end timing budget per program (default %(default)s)")
     p.add_argument("--allow-foreign", action="store_true",
                    help="add records to a store written on other hardware")
+    add_space_arg(p)
     add_store_arg(p)
 
 
@@ -39,10 +40,9 @@ def run(args):
     from distill import PRESETS, Workload
     from measurements import Store, detect
     from perfmodel.sweep import profile_pairs
-    from search import DEFAULT_SPACE
 
     workloads = [Workload.parse(w) for w in (args.workload or DEFAULT_WORKLOADS)]
-    cfgs = DEFAULT_SPACE.sample(args.archs, args.seed) if args.archs else []
+    cfgs = load_space(args.space).sample_configs(args.archs, args.seed) if args.archs else []
     for name in args.preset:
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import add_store_arg, default_model_dir, print_table
+from .common import add_store_arg, default_model_dir, print_table, add_space_arg, load_space
 
 
 def add_parser(p):
@@ -33,6 +33,7 @@ def add_parser(p):
                         "results are scaled to that machine speed, else to this session's")
     p.add_argument("--model", help="model artifact (default: this machine's)")
     p.add_argument("--out", default="validation", help="output directory")
+    add_space_arg(p)
     add_store_arg(p)
 
 
@@ -46,7 +47,6 @@ def run(args):
     from perfmodel.predict import Predictor
     from perfmodel.validate import (measure_interleaved, parse_program,
                                     plot_predicted_vs_measured, score, stored_latency_ms)
-    from search import DEFAULT_SPACE
 
     fp = detect("cpu")
     model = LatencyModel.load(args.model or default_model_dir(fp.id), fingerprint_id=fp.id)
@@ -55,7 +55,7 @@ def run(args):
     with Store(args.store) as store:
         stored = store.latencies(fp.id)
         seen = {tuple(sorted(r.arch.items())) for r in stored}
-        cfgs = [c for c in DEFAULT_SPACE.sample(args.archs * 2, args.seed)
+        cfgs = [c for c in load_space(args.space).sample_configs(args.archs * 2, args.seed)
                 if tuple(sorted(c.to_dict().items())) not in seen][: args.archs]
         pairs = [(c, w) for c in cfgs for w in workloads]
         pred = Predictor("cpu", model)

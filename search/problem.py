@@ -1,0 +1,132 @@
+"""The search over students as a pymoo problem.
+
+Variables are the space's dimensions (ordinal ``Integer`` indices, categorical ``Choice``\\ s);
+objectives are :mod:`search.objectives` adapters, named and typed (accuracy maximised, latency
+and parameters minimised, latency on the log scale). Cheap objectives (predicted latency,
+parameters) are declared to the search loop so it evaluates them inside the acquisition
+instead of modelling them; only the candidates the acquisition selects are measured or
+distilled. With a measured latency and a predictor beside it, the predictor's log latency is
+the measured objective's *baseline*: the GP models log(measured / predicted) over the space
+(the latency residual) and the acquisition uses the calibrated latency with its uncertainty.
+
+Constraints: ``max_latency_ms`` (on the first latency objective) and ``max_params_m``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from pymoo.core.problem import Problem
+from pymoo.core.variable import Choice, Integer
+
+from distill import Workload
+
+from .objectives import Evaluation, MeasuredLatency, Objective, Parameters, PredictedLatency
+from .space import Candidate, SearchSpace, SpaceError
+
+__all__ = ["StudentProblem"]
+
+
+class StudentProblem(Problem):
+    def __init__(self, space: SearchSpace, objectives: Sequence[Objective], workload: Workload,
+                 *, baseline: PredictedLatency | None = None,
+                 max_latency_ms: float | None = None, max_params_m: float | None = None):
+        if len(objectives) < 2:
+            raise ValueError("a search needs at least two objectives (e.g. accuracy and "
+                             "latency)")
+        names = [o.name for o in objectives]
+        if len(set(names)) != len(names):
+            raise ValueError(f"objectives repeat a name: {names}")
+        self.space, self.objectives, self.workload = space, list(objectives), workload
+        self.max_latency_ms, self.max_params_m = max_latency_ms, max_params_m
+        lat = [i for i, o in enumerate(self.objectives) if "latency" in o.name]
+        if max_latency_ms is not None and not lat:
+            raise ValueError("--max-latency-ms needs a latency objective (--target)")
+        self._lat = lat[0] if lat else None
+        self._params = Parameters()
+        self.baseline = baseline
+        self.baseline_objectives = ()
+        if baseline is not None:
+            meas = [i for i, o in enumerate(self.objectives) if isinstance(o, MeasuredLatency)]
+            if not meas:
+                raise ValueError("a latency baseline needs a measured latency objective")
+            self.baseline_objectives = tuple(meas[:1])
+        self.cheap_objectives = tuple(i for i, o in enumerate(self.objectives) if o.cheap)
+        vars_ = {}
+        for name, opts in space.dims:
+            vars_[name] = (Choice(options=list(opts)) if space.categorical(name)
+                           else Integer(bounds=(0, len(opts) - 1)))
+        n_con = int(max_latency_ms is not None) + int(max_params_m is not None)
+        super().__init__(vars=vars_, n_obj=len(self.objectives), n_ieq_constr=n_con)
+
+    # -- rows (pymoo dicts) <-> candidates -----------------------------------------------------
+    def index_vector(self, row: dict) -> np.ndarray:
+        return np.array([opts.index(row[n]) if self.space.categorical(n) else int(row[n])
+                         for n, opts in self.space.dims])
+
+    def row(self, x: Sequence[int]) -> dict:
+        return {n: (opts[int(i)] if self.space.categorical(n) else int(i))
+                for (n, opts), i in zip(self.space.dims, x)}
+
+    def candidate(self, row: dict) -> Candidate:
+        return self.space.decode(self.index_vector(row))
+
+    def row_of(self, cand: Candidate) -> dict:
+        return self.row(self.space.encode(cand))
+
+    def repair(self, X):
+        """Each row -> the row of a valid candidate (:meth:`SearchSpace.repair`)."""
+        return np.array([self.row(self.space.repair(self.index_vector(r))) for r in X],
+                        dtype=object)
+
+    # -- cheap parts (inside the acquisition) --------------------------------------------------
+    def evaluate_cheap(self, X) -> np.ndarray:
+        cands = [self.candidate(r) for r in X]
+        cols = [self.objectives[j].to_search(self.objectives[j].evaluate_many(
+            cands, self.workload)) for j in self.cheap_objectives]
+        return np.column_stack(cols) if cols else np.zeros((len(cands), 0))
+
+    def evaluate_baseline(self, X) -> np.ndarray:
+        cands = [self.candidate(r) for r in X]
+        return np.log(self.baseline.evaluate_many(cands, self.workload))[:, None]
+
+    # -- the expensive evaluation --------------------------------------------------------------
+    def evaluate_candidate(self, cand: Candidate) -> tuple[np.ndarray, np.ndarray, dict]:
+        """(F as minimised, G, provenance) of one candidate, every objective evaluated."""
+        evals: list[Evaluation] = [o.evaluate(cand, self.workload) for o in self.objectives]
+        F = np.array([o.to_search(e.value) for o, e in zip(self.objectives, evals)], float)
+        G = []
+        if self.max_latency_ms is not None:
+            G.append(evals[self._lat].value - self.max_latency_ms)
+        if self.max_params_m is not None:
+            G.append(self._params._count(cand) - self.max_params_m)
+        detail = {"candidate": cand.describe(),
+                  "values": {e.name: e.value for e in evals},
+                  "provenance": {e.name: e.provenance for e in evals},
+                  "costs_s": {e.name: e.cost_s for e in evals},
+                  "detail": {e.name: e.detail for e in evals if e.detail}}
+        if self.baseline is not None:
+            detail["baseline_ms"] = float(self.baseline.evaluate(cand, self.workload).value)
+        return F, np.array(G, float), detail
+
+    def evaluate_trial(self, X) -> tuple[np.ndarray, np.ndarray, dict]:
+        return self.evaluate_candidate(self.candidate(X[0]))
+
+    def _evaluate(self, X, out, *args, **kwargs):
+        res = [self.evaluate_candidate(self.candidate(r)) for r in X]
+        out["F"] = np.array([r[0] for r in res])
+        if self.n_ieq_constr:
+            out["G"] = np.array([r[1] for r in res])
+
+    def describe(self) -> dict[str, Any]:
+        return {"space": self.space.to_dict(), "workload": self.workload.to_dict(),
+                "objectives": [o.describe() for o in self.objectives],
+                "baseline": None if self.baseline is None else self.baseline.describe(),
+                "max_latency_ms": self.max_latency_ms, "max_params_m": self.max_params_m}
+
+    def values(self, F: np.ndarray) -> np.ndarray:
+        """Minimised objective rows -> the objectives' own units (ms, Spearman, M)."""
+        F = np.atleast_2d(F)
+        return np.column_stack([o.from_search(F[:, j]) for j, o in enumerate(self.objectives)])
+
