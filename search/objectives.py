@@ -257,12 +257,13 @@ class ProxyAccuracy(Objective):
         self._ctx = None
 
     def evaluate(self, cand, workload):
-        from distill import proxies
+        from distill.proxies import compute_proxies, make_context
         if self._ctx is None:
             tdir, teacher, tok, texts, dev = self.context.load()
-            self._ctx = proxies.ProxyContext.build(teacher, tok, texts, seed=self.seed)
-        r = proxies.compute(self.proxy, cand.config, self._ctx, init=_INIT[cand.init],
-                            seed=self.seed)
+            self._ctx = make_context(teacher, tok, texts, seed=self.seed, stsb_pairs=dev)
+        cfg = cand.config.replace(vocab_size=self._ctx.teacher.config.vocab_size)
+        r, = compute_proxies(cfg, self._ctx, [self.proxy], init=_INIT[cand.init],
+                             seed=self.seed)
         v = r.value if r.higher_is_better else -r.value
         return Evaluation(self.name, v, self.provenance, r.cost_s, {"raw": r.value})
 

@@ -140,6 +140,7 @@ def run(args):
               f"store {store.path}  (resume: --resume {s.run_id})", flush=True)
         res = s.run(progress=True)
         trials = [t for t in s.trials() if t.status == "done"]
+        n_failed = sum(1 for t in s.trials() if t.status == "failed")
     out = Path(args.out or f"search-{s.run_id}")
     out.mkdir(parents=True, exist_ok=True)
     V = problem.values(res.F) if len(res.F) else np.zeros((0, len(names)))
@@ -158,7 +159,7 @@ def run(args):
     summary = {"run_id": s.run_id, "objectives": [o.describe() for o in problem.objectives],
                "workload": problem.workload.to_dict(), "hypervolume": res.hypervolume,
                "budget": {"expensive_evaluations": len(rows),
-                          "failed": sum(1 for t in s.trials() if t.status == "failed"),
+                          "failed": n_failed,
                           "cheap_objectives": n_cheap,
                           "note": "cheap objectives are evaluated inside the acquisition for "
                                   "thousands of candidates per round; they are not counted"},

@@ -1,0 +1,95 @@
+"""`hwdistill search` end to end on a tiny space: predicted latency (cheap, inside the
+acquisition) x a real accuracy proxy on the real teacher; SIGKILL and --resume."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+FIX = Path(__file__).parent / "fixtures"
+ARGS = ["--space", str(FIX / "tiny_space.toml"), "--accuracy", "proxy", "--proxy", "cka",
+        "--workload", "2,16", "--data-dir", str(FIX / "data"), "--n-initial", "4"]
+
+
+def hw(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "hwdistill", *args], capture_output=True,
+                          text=True, timeout=900, cwd=cwd)
+
+
+def _trials(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as c:
+        return c.execute('SELECT "index", status FROM trials ORDER BY "index"').fetchall()
+
+
+def test_search_cli_front_table_json_png(tmp_path):
+    r = hw("search", *ARGS, "--budget", "6", "--store", str(tmp_path / "s.db"), "--out",
+           str(tmp_path / "out"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Pareto front" in r.stdout and "round" in r.stdout
+    summary = json.loads((tmp_path / "out" / "front.json").read_text())
+    assert summary["budget"]["expensive_evaluations"] == 6
+    names = [o["name"] for o in summary["objectives"]]
+    assert names == ["proxy[cka]", "latency_ms[cpu]"]
+    assert [o["provenance"] for o in summary["objectives"]] == ["proxy", "predicted"]
+    front = summary["front"]
+    assert front and all(r["pareto"] for r in front)
+    lat = [r["latency_ms[cpu]"] for r in front]
+    acc = [r["proxy[cka]"] for r in front]
+    assert lat == sorted(lat) and acc == sorted(acc)    # a front: faster is less accurate
+    assert (tmp_path / "out" / "front.png").stat().st_size > 10_000
+
+
+def test_bad_inputs_are_named(tmp_path):
+    r = hw("search", "--target", "tpu-v9", "--budget", "2", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown --target 'tpu-v9'" in r.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[dimensions]\nhidden = [64]\n")
+    r = hw("search", "--space", str(bad), "--budget", "2", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown dimension(s) ['hidden']" in r.stderr
+    r = hw("search", "--print-space", cwd=tmp_path)
+    assert r.returncode == 0 and "[dimensions]" in r.stdout
+
+
+@pytest.mark.slow
+def test_search_cli_sigkill_then_resume(tmp_path):
+    db = tmp_path / "s.db"
+    cmd = [sys.executable, "-m", "hwdistill", "search", *ARGS, "--budget", "8", "--store",
+           str(db), "--out", str(tmp_path / "out")]
+    p = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        if db.exists():
+            try:
+                done = [t for t in _trials(db) if t[1] == "done"]
+            except sqlite3.OperationalError:
+                done = []
+            if len(done) >= 5:
+                break
+        time.sleep(0.2)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    before = {i: s for i, s in _trials(db)}
+    assert sum(s == "done" for s in before.values()) >= 5
+    with sqlite3.connect(db) as c:
+        run_id = c.execute("SELECT id FROM runs WHERE kind = 'search'").fetchone()[0]
+    r = hw("search", *ARGS, "--budget", "8", "--store", str(db), "--resume", run_id,
+           "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    after = _trials(db)
+    assert [i for i, _ in after] == list(range(8))            # dense: nothing lost
+    assert all(s == "done" for _, s in after)
+    summary = json.loads((tmp_path / "out" / "front.json").read_text())
+    assert summary["budget"]["expensive_evaluations"] == 8
+    # finished trials were not evaluated again: their attempts stayed at 1
+    with sqlite3.connect(db) as c:
+        prov = dict(c.execute('SELECT "index", provenance FROM trials').fetchall())
+    for i, s in before.items():
+        if s == "done":
+            assert json.loads(prov[i]).get("attempts", 1) == 1
