@@ -21,6 +21,7 @@ from distill import StudentConfig, Workload
 from .hardware import spec_for
 from .hlo import HloOp, executed_ops
 from .latency_model import LatencyModel
+from .opcache import OpListCache
 
 __all__ = ["Prediction", "Predictor"]
 
@@ -54,20 +55,31 @@ class Predictor:
     """``Predictor(target, model).predict(cfg, workload)``; ``model=None`` gives the analytic
     (uncalibrated) prediction."""
 
-    def __init__(self, target: str = "cpu", model: LatencyModel | None = None):
+    def __init__(self, target: str = "cpu", model: LatencyModel | None = None, *,
+                 cache: OpListCache | None = None):
         self.target = target
         self.model = model
         self.spec = model.spec if model is not None else spec_for(target)
+        self.cache = cache
         self._sigs: dict[tuple, _Sig] = {}
         self.compiles = 0
 
     def _compile_ops(self, cfg: StudentConfig, wl: Workload) -> list[HloOp]:
+        if self.cache is not None:
+            ops = self.cache.get(self.target, cfg, wl)
+            if ops is not None:
+                return ops
         self.compiles += 1
         if self.target == "cpu":
-            from .program import compile_local
-            return executed_ops(compile_local(cfg, wl).hlo_text)
-        from .aot import compile_tpu
-        return executed_ops(compile_tpu(cfg, wl, self.target).hlo_text)
+            from .program import ANALYSIS_OPTIONS, compile_local
+            ops = executed_ops(compile_local(cfg, wl, compiler_options=ANALYSIS_OPTIONS)
+                               .hlo_text)
+        else:
+            from .aot import compile_tpu
+            ops = executed_ops(compile_tpu(cfg, wl, self.target).hlo_text)
+        if self.cache is not None:
+            self.cache.put(self.target, cfg, wl, ops)
+        return ops
 
     def _totals(self, ops: list[HloOp]) -> dict[str, float]:
         cycles = [o.estimated_cycles for o in ops if not math.isnan(o.estimated_cycles)]

@@ -125,8 +125,9 @@ class PredictedLatency(Objective):
     @property
     def predictor(self):
         if self._predictor is None:
+            from perfmodel.opcache import OpListCache
             from perfmodel.predict import Predictor
-            self._predictor = Predictor(self.target, self._model)
+            self._predictor = Predictor(self.target, self._model, cache=OpListCache.default())
         return self._predictor
 
     def evaluate(self, cand, workload):

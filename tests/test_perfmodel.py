@@ -186,3 +186,44 @@ def test_stored_latency_lookup_and_program_spec_errors():
             parse_program(bad)
     with pytest.raises((ValueError, FileNotFoundError), match="no-such-arch"):
         parse_program("no-such-arch@8,128")
+
+
+def _op_signature(hlo_text):
+    return sorted((o.opcode, o.fusion_kind, o.fused_opcodes, o.flops, o.bytes_accessed,
+                   tuple((s.dtype, s.dims) for s in o.result)) for o in executed_ops(hlo_text))
+
+
+def test_fast_analysis_compile_gives_the_op_lists_of_the_served_program():
+    """Prediction compiles with LLVM optimisation off (ANALYSIS_OPTIONS): the HLO op list the
+    model reads must be the one the timed, fully optimised program runs."""
+    from perfmodel.program import ANALYSIS_OPTIONS
+    from search import DEFAULT_SPACE
+    wl = Workload(2, 32)
+    cfgs = [c.config.replace(num_layers=2) for c in DEFAULT_SPACE.sample(4, 11)]
+    cfgs.append(StudentConfig(num_layers=2, hidden_size=128, num_heads=2, ffn_size=128,
+                              intra_size=64, num_ffn=2, embedding_size=64, activation="relu",
+                              normalization="nonorm", kq_shared_bottleneck=True))
+    for cfg in cfgs:
+        full = compile_local(cfg, wl).hlo_text
+        fast = compile_local(cfg, wl, compiler_options=ANALYSIS_OPTIONS).hlo_text
+        assert _op_signature(full) == _op_signature(fast), cfg
+
+
+def test_op_list_cache_pays_once_per_signature_and_survives_corruption(tmp_path):
+    from perfmodel.opcache import OpListCache
+    cfg = StudentConfig(num_layers=2, hidden_size=64, num_heads=2, ffn_size=128)
+    wl = Workload(2, 16)
+    a = Predictor("cpu", cache=OpListCache(tmp_path))
+    first = a.predict(cfg, wl)
+    assert a.compiles == 3
+    b = Predictor("cpu", cache=OpListCache(tmp_path))        # a new process, the same disk
+    assert b.predict(cfg.replace(num_layers=5), wl).n_ops > first.n_ops
+    assert b.compiles == 0 and b.cache.hits == 3
+    same = lambda p, q: (p.latency_ms, p.n_ops) == (q.latency_ms, q.n_ops)  # noqa: E731
+    assert same(b.predict(cfg, wl), first)
+    victim = next(tmp_path.rglob("*.json.gz"))
+    victim.write_bytes(b"\x1f\x8b not gzip")
+    c = Predictor("cpu", cache=OpListCache(tmp_path))
+    with pytest.warns(UserWarning, match="corrupt"):
+        assert same(c.predict(cfg, wl), first)
+    assert c.compiles == 1

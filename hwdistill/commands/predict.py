@@ -66,7 +66,8 @@ def run(args):
                                  f"{d}; run `hwdistill profile` then `hwdistill fit`, or pass "
                                  "--analytic for an uncalibrated roofline estimate")
             model = LatencyModel.load(d, fingerprint_id=fp.id)
-    pred = Predictor(args.target, model)
+    from perfmodel.opcache import OpListCache
+    pred = Predictor(args.target, model, cache=OpListCache.default())
     rows = []
     for name, cfg in archs:
         t0 = time.perf_counter()
