@@ -121,6 +121,7 @@ class PredictedLatency(Objective):
         self.name = f"latency_ms[{target}]"
         self._model = model
         self._predictor = predictor
+        self.predicted: set = set()     # distinct architectures predicted (budget accounting)
 
     @property
     def predictor(self):
@@ -137,8 +138,11 @@ class PredictedLatency(Objective):
                           {"calibrated": p.calibrated, "method": p.method})
 
     def evaluate_many(self, cands, workload):
-        return np.array([self.predictor.predict(c.config, workload).latency_ms
-                         for c in cands], float)
+        out = []
+        for c in cands:
+            self.predicted.add(c.config)
+            out.append(self.predictor.predict(c.config, workload).latency_ms)
+        return np.array(out, float)
 
     def describe(self):
         return {**super().describe(), "target": self.target,

@@ -34,6 +34,7 @@ def test_search_cli_front_table_json_png(tmp_path):
     assert "Pareto front" in r.stdout and "round" in r.stdout
     summary = json.loads((tmp_path / "out" / "front.json").read_text())
     assert summary["budget"]["expensive_evaluations"] == 6
+    assert summary["budget"]["predicted_only"]["latency_ms[cpu]"] > 0   # the acquisition's
     names = [o["name"] for o in summary["objectives"]]
     assert names == ["proxy[cka]", "latency_ms[cpu]"]
     assert [o["provenance"] for o in summary["objectives"]] == ["proxy", "predicted"]

@@ -156,13 +156,18 @@ def run(args):
                      "x": t.x})
     front = sorted([r for r in rows if r["pareto"]], key=lambda r: r[names[1]])
     n_cheap = sum(1 for o in problem.objectives if o.cheap)
+    measured = {problem.space.decode(problem.index_vector(t.x)).config for t in trials}
     summary = {"run_id": s.run_id, "objectives": [o.describe() for o in problem.objectives],
                "workload": problem.workload.to_dict(), "hypervolume": res.hypervolume,
                "budget": {"expensive_evaluations": len(rows),
                           "failed": n_failed,
                           "cheap_objectives": n_cheap,
-                          "note": "cheap objectives are evaluated inside the acquisition for "
-                                  "thousands of candidates per round; they are not counted"},
+                          "predicted_only": {o.name: len(o.predicted - measured)
+                                             for o in problem.objectives
+                                             if isinstance(getattr(o, "predicted", None), set)},
+                          "note": "predicted_only: distinct architectures whose latency the "
+                                  "acquisition predicted in this process without evaluating "
+                                  "them (a resumed run counts only its own)"},
                "front": front, "evaluated": rows}
     (out / "front.json").write_text(json.dumps(summary, indent=1, default=str))
     _plot(problem, V, pareto, [t.round for t in trials], out / "front.png")
@@ -173,7 +178,11 @@ def run(args):
               f"{res.hypervolume:.4g}):")
         print_table([{"trial": r["trial"], "candidate": r["candidate"],
                       **{n: f"{r[n]:.4g}" for n in names}} for r in front])
-        print(f"\nwrote {out / 'front.json'} and {out / 'front.png'}")
+        b = summary["budget"]
+        print(f"\nbudget: {b['expensive_evaluations']} evaluated ({b['failed']} failed); "
+              + ", ".join(f"{n}: {k} more architectures only predicted"
+                          for n, k in b["predicted_only"].items()))
+        print(f"wrote {out / 'front.json'} and {out / 'front.png'}")
     return 0
 
 
