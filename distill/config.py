@@ -15,7 +15,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["StudentConfig", "Workload", "PRESETS", "load_arch", "ACTIVATIONS", "NORMS", "DTYPES"]
+__all__ = ["StudentConfig", "Workload", "PRESETS", "load_arch", "derivable", "ACTIVATIONS", "NORMS",
+           "DTYPES"]
 
 ACTIVATIONS = ("gelu", "relu")
 NORMS = ("layernorm", "nonorm")
@@ -201,6 +202,60 @@ class Workload:
 
     def __str__(self) -> str:
         return f"{self.batch_size}x{self.seq_len} {self.dtype}"
+
+
+def derivable(config: StudentConfig, teacher_config: StudentConfig, *,
+              otherwise: str = "init='teacher'/'random'") -> str | None:
+    """None if ``config`` can be cut out of a teacher of ``teacher_config``
+    (:mod:`distill.derive`), else the reason: one sentence naming the field and the fix
+    (``otherwise`` names the alternative init). Pure Python: the search checks thousands."""
+    s, t = config, teacher_config
+    _FIX = f"or {otherwise}"
+    if not t.is_bert:
+        return ("init='derived' needs a plain-BERT teacher (no bottleneck, one FFN, layernorm, "
+                f"unfactorised embeddings); this teacher is not: use {otherwise}")
+    if s.intra_size is not None:
+        return (f"init='derived' needs intra_size=None (got {s.intra_size}): the teacher has no "
+                f"bottleneck; drop intra_size {_FIX}")
+    if s.num_ffn != 1:
+        return (f"init='derived' needs num_ffn=1 (got {s.num_ffn}): the teacher has one FFN per "
+                f"layer; set num_ffn=1 {_FIX}")
+    if s.trigram_input:
+        return (f"init='derived' needs trigram_input=False: the teacher has plain token "
+                f"embeddings; set trigram_input=False {_FIX}")
+    if s.normalization != "layernorm":
+        return (f"init='derived' needs normalization='layernorm' (got {s.normalization!r}): "
+                f"the teacher uses LayerNorm; set normalization='layernorm' {_FIX}")
+    if s.activation != t.activation:
+        return (f"init='derived' needs activation == the teacher's {t.activation!r} (got "
+                f"{s.activation!r}): set activation={t.activation!r} {_FIX}")
+    if s.hidden_size > t.hidden_size:
+        return (f"init='derived' needs hidden_size <= the teacher's {t.hidden_size} (got "
+                f"{s.hidden_size}): choose a narrower hidden_size {_FIX}")
+    if s.head_size != t.head_size:
+        return (f"init='derived' needs head_size == the teacher's head size {t.head_size} (got "
+                f"{s.head_size} = hidden_size {s.hidden_size} / num_heads {s.num_heads}): choose "
+                f"num_heads = hidden_size / {t.head_size} {_FIX}")
+    if s.num_heads > t.num_heads:
+        return (f"init='derived' needs num_heads <= the teacher's {t.num_heads} (got "
+                f"{s.num_heads}): choose fewer heads {_FIX}")
+    if s.ffn_size > t.ffn_size:
+        return (f"init='derived' needs ffn_size <= the teacher's {t.ffn_size} (got "
+                f"{s.ffn_size}): choose a smaller ffn_size {_FIX}")
+    if s.num_layers > t.num_layers:
+        return (f"init='derived' needs num_layers <= the teacher's {t.num_layers} (got "
+                f"{s.num_layers}): choose fewer layers {_FIX}")
+    if s.vocab_size != t.vocab_size:
+        return (f"init='derived' needs vocab_size == the teacher's {t.vocab_size} (got "
+                f"{s.vocab_size}): the student shares the teacher's tokenizer; set vocab_size="
+                f"{t.vocab_size}")
+    if s.type_vocab_size > t.type_vocab_size:
+        return (f"init='derived' needs type_vocab_size <= the teacher's {t.type_vocab_size} "
+                f"(got {s.type_vocab_size}): set type_vocab_size={t.type_vocab_size} {_FIX}")
+    if s.max_positions > t.max_positions:
+        return (f"init='derived' needs max_positions <= the teacher's {t.max_positions} (got "
+                f"{s.max_positions}): set max_positions={t.max_positions} {_FIX}")
+    return None
 
 
 _MOBILE = dict(hidden_size=512, intra_size=128, num_heads=4, ffn_size=512, embedding_size=128,

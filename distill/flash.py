@@ -22,8 +22,8 @@ PACKING_MIN_STEPS = 300
 
 @dataclasses.dataclass(frozen=True)
 class FlashResult:
-    score: float            # STS-B Spearman on the given pairs (or -final loss without pairs)
-    final_loss: float
+    stsb: float | None      # STS-B Spearman on the given pairs; None when none were given
+    final_loss: float       # the distillation loss at the last step
     steps: int
     cost_s: float           # wall time of distillation + scoring
 
@@ -31,8 +31,11 @@ class FlashResult:
 def flash_distill(config: StudentConfig, teacher: Encoder, tokenizer: TextEncoder,
                   texts: Sequence[str], *, steps: int = 200,
                   score_pairs: Sequence[Example] | None = None,
-                  distill_config: DistillConfig | None = None) -> FlashResult:
-    """Distil ``config`` for ``steps`` and score it; ``cost_s`` counts compilation too.
+                  distill_config: DistillConfig | None = None,
+                  calibration_texts: Sequence[str] | None = None) -> FlashResult:
+    """Distil ``config`` for ``steps``; with ``score_pairs`` score it by STS-B Spearman
+    (``stsb``; None without pairs). ``cost_s`` counts compilation too.
+    ``calibration_texts`` go to the :class:`Distiller` (its init="derived" calibration batch).
 
     Without ``distill_config``, batches are packed only for runs of at least
     ``PACKING_MIN_STEPS`` steps: a packed run meets up to ~16 batch shapes (4 padded), each
@@ -43,9 +46,9 @@ def flash_distill(config: StudentConfig, teacher: Encoder, tokenizer: TextEncode
     t0 = time.perf_counter()
     base = distill_config or DistillConfig(packing=steps >= PACKING_MIN_STEPS)
     dcfg = dataclasses.replace(base, steps=steps, minutes=None, ckpt_every=steps, eval_every=0)
-    d = Distiller(config, teacher, tokenizer, dcfg)
+    kw = {"calibration_texts": calibration_texts} if calibration_texts is not None else {}
+    d = Distiller(config, teacher, tokenizer, dcfg, **kw)
     with tempfile.TemporaryDirectory(prefix="hwdistill-flash-") as work:
         res = d.run(texts, work, progress=False)
-    score = (stsb_spearman(d.student(), tokenizer, score_pairs) if score_pairs
-             else -res.final_loss)
-    return FlashResult(score, res.final_loss, res.steps, time.perf_counter() - t0)
+    stsb = stsb_spearman(d.student(), tokenizer, score_pairs) if score_pairs else None
+    return FlashResult(stsb, res.final_loss, res.steps, time.perf_counter() - t0)

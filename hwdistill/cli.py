@@ -26,6 +26,7 @@ COMMANDS = {
     "search": ("search", "surrogate-assisted multi-objective search for students"),
     "distill": ("distill", "distill a student from the teacher checkpoint"),
     "evaluate": ("evaluate", "evaluate a checkpoint on STS-B / SST-2 / GLUE dev"),
+    "proxies": ("proxies", "accuracy proxies of a student: zero-cost, CKA, flash"),
     "report": ("report", "tables and plots of a store's runs"),
     "store": ("store", "inspect, export and import the measurement store"),
     "demo": ("demo", "the main job on embedded defaults (what `make demo` runs)"),

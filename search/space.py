@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from distill import StudentConfig
-from distill.config import ACTIVATIONS, NORMS
+from distill.config import ACTIVATIONS, NORMS, derivable
 
 __all__ = ["Candidate", "SearchSpace", "SpaceError", "DEFAULT_SPACE", "INITS", "derivable"]
 
@@ -94,40 +94,6 @@ class Candidate:
         if c.kq_shared_bottleneck:
             parts.append("kq")
         return "/".join(parts) + ("" if self.init == "scratch" else f" ({self.init})")
-
-
-def derivable(config: StudentConfig, teacher: StudentConfig) -> str | None:
-    """None if ``config`` can be sliced from ``teacher`` (init="derived"), else why not.
-
-    Derivable: a BERT-shaped student (no bottleneck, one FFN, LayerNorm, the teacher's
-    activation, no factorised embedding) no wider and no deeper than the teacher, with the
-    teacher's head size (heads are kept whole, by importance)."""
-    t = teacher
-    checks = [
-        (config.intra_size is None, "intra_size",
-         f"a bottleneck (intra_size={config.intra_size}); use intra_size 0"),
-        (config.num_ffn == 1, "num_ffn", f"num_ffn={config.num_ffn}; use 1"),
-        (config.embedding_size is None, "embedding_size",
-         f"a factorised embedding ({config.embedding_size}); use embedding_size 0"),
-        (config.normalization == "layernorm", "normalization",
-         f"normalization={config.normalization!r}; use 'layernorm'"),
-        (config.activation == t.activation, "activation",
-         f"activation={config.activation!r} while the teacher's is {t.activation!r}"),
-        (not config.trigram_input, "trigram_input", "trigram input"),
-        (config.num_layers <= t.num_layers, "num_layers",
-         f"num_layers={config.num_layers} > the teacher's {t.num_layers}"),
-        (config.hidden_size <= t.hidden_size, "hidden_size",
-         f"hidden_size={config.hidden_size} > the teacher's {t.hidden_size}"),
-        (config.head_size == t.head_size, "head_size",
-         f"head_size={config.head_size} while the teacher's is {t.head_size}"),
-        (config.ffn_size <= t.ffn_size, "ffn_size",
-         f"ffn_size={config.ffn_size} > the teacher's {t.ffn_size}"),
-    ]
-    for ok, field, why in checks:
-        if not ok:
-            return (f"init='derived' slices the teacher, which cannot give {why} ({field}); "
-                    "choose init='scratch' for this student")
-    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,7 +241,7 @@ class SearchSpace:
         except ValueError as e:
             raise SpaceError(str(e)) from None
         if v["init"] == "derived":
-            why = derivable(cfg, self.teacher)
+            why = derivable(cfg, self.teacher, otherwise="init='scratch'")
             if why:
                 raise SpaceError(why)
         return Candidate(cfg, v["init"])

