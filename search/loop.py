@@ -197,16 +197,22 @@ def check_problem(problem) -> tuple[Domain, tuple[int, ...], tuple[int, ...]]:
 
 def default_evaluate(problem) -> Callable[[Any], tuple]:
     """One candidate -> (F ``m``, G ``c``) through ``problem.evaluate``, or
-    (F, G, provenance) through ``problem.evaluate_trial`` if the problem has one."""
+    (F, G, provenance) through ``problem.evaluate_trial`` if the problem has one. The callable
+    pickles with the problem (process and Ray executors send it to workers)."""
     if callable(getattr(problem, "evaluate_trial", None)):
         return problem.evaluate_trial
+    return _ProblemEvaluator(problem)
 
-    def evaluate(X):
-        out = problem.evaluate(X, return_values_of=["F", "G"], return_as_dictionary=True)
+
+@dataclasses.dataclass(frozen=True)
+class _ProblemEvaluator:
+    problem: Any
+
+    def __call__(self, X):
+        out = self.problem.evaluate(X, return_values_of=["F", "G"], return_as_dictionary=True)
         F = np.asarray(out["F"], float).reshape(-1)
         G = np.asarray(out.get("G", np.zeros((1, 0))), float).reshape(-1)
         return F, G
-    return evaluate
 
 
 class Search:
@@ -222,7 +228,8 @@ class Search:
     def __init__(self, problem, config: SearchConfig, *, store: Store | None = None,
                  run_id: str | None = None,
                  evaluate: Callable[[Any], tuple[np.ndarray, np.ndarray]] | None = None,
-                 on_round: Callable[[RoundInfo], None] | None = None):
+                 on_round: Callable[[RoundInfo], None] | None = None,
+                 executor=None):
         self.problem = problem
         self.config = config
         self.domain, self.cheap, self.baseline = check_problem(problem)
@@ -235,6 +242,8 @@ class Search:
         self.store = store if store is not None else Store(":memory:")
         self.evaluate_fn = evaluate or default_evaluate(problem)
         self.on_round = on_round
+        # a measurements.executor.Executor (local, processes, Ray); None: evaluate in-process
+        self.executor = executor
         self.run_id = self._start(run_id)
 
     # -- run bookkeeping ------------------------------------------------------------------------
@@ -350,10 +359,7 @@ class Search:
                 batch = self.ask()
                 if not batch:
                     break
-                for trial in batch:
-                    self._evaluate_one(trial)
-                    if bar is not None:
-                        bar.update(1)
+                self._evaluate_batch(batch, bar)
                 info = self._close_round(batch[0].round)
                 if bar is not None:
                     bar.set_postfix(hv=f"{info.hypervolume:.4g}", front=info.front_size)
@@ -366,26 +372,68 @@ class Search:
         self.store.finish_run(self.run_id)
         return self.result()
 
-    def _evaluate_one(self, trial: Trial) -> None:
+    def _mark_running(self, trial: Trial):
         attempts = int(trial.provenance.get("attempts", 0)) + 1
         self.store.update_trial(self.run_id, trial.index, status="running",
                                 provenance={"attempts": attempts})
-        X = stack([self.domain.from_json(trial.x)], self.domain)
-        t0 = time.perf_counter()
+        return stack([self.domain.from_json(trial.x)], self.domain)
+
+    def _record(self, index: int, res, seconds: float, extra: dict | None = None) -> None:
+        """Tell (or fail) trial ``index`` from what the evaluation returned."""
         try:
-            res = self.evaluate_fn(X)
             F, G = res[0], res[1]
             detail = dict(res[2]) if len(res) > 2 else {}
             F = np.asarray(F, float).reshape(-1)
             G = np.asarray(G, float).reshape(-1)
-        except Exception as e:  # the objective's failure is data, recorded with its cause
-            self.fail(trial.index, f"{type(e).__name__}: {e}")
+        except Exception as e:  # noqa: BLE001 - a malformed result is a failed evaluation
+            self.fail(index, f"malformed result ({type(e).__name__}: {e}); an evaluation "
+                             "returns (F, G) or (F, G, provenance)")
             return
         if not (np.all(np.isfinite(F)) and np.all(np.isfinite(G))):
             # a NaN is a failed evaluation too: recorded, not modelled, and the search goes on
-            self.fail(trial.index, f"non-finite result F={F.tolist()} G={G.tolist()}")
+            self.fail(index, f"non-finite result F={F.tolist()} G={G.tolist()}")
             return
-        self.tell(trial.index, F, G, provenance={"cost_s": time.perf_counter() - t0, **detail})
+        if F.shape != (self.m,) or G.shape != (self.c,):
+            self.fail(index, f"expected {self.m} objectives and {self.c} constraints, got "
+                             f"F of shape {F.shape} and G of shape {G.shape}")
+            return
+        self.tell(index, F, G, provenance={"cost_s": seconds, **detail, **(extra or {})})
+
+    def _evaluate_one(self, trial: Trial) -> None:
+        X = self._mark_running(trial)
+        t0 = time.perf_counter()
+        try:
+            res = self.evaluate_fn(X)
+        except Exception as e:  # the objective's failure is data, recorded with its cause
+            self.fail(trial.index, f"{type(e).__name__}: {e}")
+            return
+        self._record(trial.index, res, time.perf_counter() - t0)
+
+    def _evaluate_batch(self, batch: Sequence[Trial], bar=None) -> None:
+        """Evaluate a round's trials through the executor; results are written here, by the
+        driver, as they arrive (one writer, whichever worker finishes)."""
+        if self.executor is None:
+            for trial in batch:
+                self._evaluate_one(trial)
+                if bar is not None:
+                    bar.update(1)
+            return
+        from measurements.executor import Job
+        resources = dict(getattr(self.problem, "job_resources", None) or {"num_cpus": 1})
+        exclusive = bool(getattr(self.problem, "exclusive", False))
+        for trial in batch:
+            X = self._mark_running(trial)
+            self.executor.submit(Job(key=f"{self.run_id}/{trial.index}", fn=self.evaluate_fn,
+                                     args=(X,), resources=resources, exclusive=exclusive))
+        for r in self.executor.results():
+            index = int(r.key.rsplit("/", 1)[1])
+            worker = {"worker": dict(r.worker), "executor_attempts": r.attempts}
+            if r.ok:
+                self._record(index, r.value, r.duration_s, worker)
+            else:
+                self.fail(index, r.error or "failed without a message")
+            if bar is not None:
+                bar.update(1)
 
     def _close_finished_rounds(self) -> None:
         trials = self.trials()
@@ -583,7 +631,7 @@ def _diff(a: dict, b: dict, prefix: str = "") -> str:
 def minimize(problem, *, budget: int, seed: int = 0, q: int = 1, n_initial: int | None = None,
              ref_point: Sequence[float] | None = None, noisy: bool | None = None,
              store: Store | None = None, run_id: str | None = None,
-             evaluate: Callable | None = None, progress: bool = False,
+             evaluate: Callable | None = None, progress: bool = False, executor=None,
              **config) -> SearchResult:
     """Minimise a pymoo problem's 2-4 objectives with our GP + log-EHVI search.
 
@@ -594,5 +642,6 @@ def minimize(problem, *, budget: int, seed: int = 0, q: int = 1, n_initial: int 
     cfg = SearchConfig(budget=budget, seed=seed, q=q, n_initial=n_initial,
                        ref_point=None if ref_point is None else tuple(ref_point), noisy=noisy,
                        **config)
-    return Search(problem, cfg, store=store, run_id=run_id, evaluate=evaluate).run(
+    return Search(problem, cfg, store=store, run_id=run_id, evaluate=evaluate,
+                  executor=executor).run(
         progress=progress)

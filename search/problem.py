@@ -60,6 +60,21 @@ class StudentProblem(Problem):
         n_con = int(max_latency_ms is not None) + int(max_params_m is not None)
         super().__init__(vars=vars_, n_obj=len(self.objectives), n_ieq_constr=n_con)
 
+    # -- what an evaluation job needs (for the executors) ----------------------------------------
+    @property
+    def exclusive(self) -> bool:
+        """A timing among the expensive objectives: the job needs the host to itself."""
+        return any(o.exclusive for o in self.objectives if not o.cheap)
+
+    @property
+    def job_resources(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for o in self.objectives:
+            if not o.cheap:
+                for k, v in o.resources.items():
+                    out[k] = max(out.get(k, 0), v)
+        return out or {"num_cpus": 1}
+
     # -- rows (pymoo dicts) <-> candidates -----------------------------------------------------
     def index_vector(self, row: dict) -> np.ndarray:
         return np.array([opts.index(row[n]) if self.space.categorical(n) else int(row[n])

@@ -128,14 +128,13 @@ def run(args):
     import numpy as np
 
     from measurements import Store
-    from search import Search, SearchConfig, format_round
+    from search import Search, SearchConfig
 
     problem = build_problem(args)
     names = [o.name for o in problem.objectives]
     cfg = SearchConfig(budget=args.budget, q=args.q, n_initial=args.n_initial, seed=args.seed)
     with Store(args.store) as store:
-        s = Search(problem, cfg, store=store, run_id=args.resume,
-                   on_round=lambda info: print(format_round(info), flush=True))
+        s = Search(problem, cfg, store=store, run_id=args.resume)
         print(f"search run {s.run_id}: objectives {', '.join(names)}; budget {args.budget}; "
               f"store {store.path}  (resume: --resume {s.run_id})", flush=True)
         res = s.run(progress=True)

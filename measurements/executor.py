@@ -1,0 +1,242 @@
+"""Executors: where evaluation jobs run. The search (the driver) submits jobs and writes their
+results to the store itself (one writer); an executor only runs callables and returns what they
+returned, or why they failed.
+
+A :class:`Job` is known only as a callable with its arguments, the resources it needs
+(``num_cpus``, ``{"TPU": n}``, a custom resource such as ``hw:cpu-<fingerprint>``) and whether
+it is *exclusive*: a timing needs the host to itself (two timings at once on one host corrupt
+both), so no other job runs beside it. ``key`` makes results idempotent: a job resubmitted with
+the same key after a crash is the same job.
+
+- :class:`LocalExecutor` (the default) runs jobs one at a time in this process: what a search
+  on one machine wants, and trivially exclusive.
+- :class:`ProcessExecutor` runs up to ``workers`` jobs at once in child processes (spawned, so
+  each has its own JAX runtime); an exclusive job waits until the others finish and runs
+  alone. A child that dies (killed, out of memory) has its job retried up to ``max_retries``
+  times with exponential backoff, then reported failed with the cause; results arrive as jobs
+  finish, never silently dropped.
+- A Ray executor (a cluster of measurement and distillation workers) implements the same
+  interface; see its issue.
+
+Jobs that must run on particular hardware carry ``fingerprint``: the worker reports its own
+hardware fingerprint with every result, and a result measured elsewhere is refused (reported as
+a failure) rather than returned.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import multiprocessing
+import time
+import traceback
+from typing import Any, Callable, Iterator, Mapping
+
+__all__ = ["Job", "JobResult", "Executor", "LocalExecutor", "ProcessExecutor", "ExecutorError",
+           "run_job"]
+
+
+class ExecutorError(RuntimeError):
+    """An executor cannot run what it was given (bad job, closed executor)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    key: str
+    fn: Callable[..., Any]
+    args: tuple = ()
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    resources: Mapping[str, float] = dataclasses.field(
+        default_factory=lambda: {"num_cpus": 1})
+    exclusive: bool = False
+    fingerprint: str | None = None       # required hardware fingerprint id, if any
+    max_retries: int = 2                 # retries after a worker died (not after an exception)
+
+    def __post_init__(self):
+        if not callable(self.fn):
+            raise ExecutorError(f"job {self.key!r}: fn is a {type(self.fn).__name__}, not "
+                                "callable")
+        if self.max_retries < 0:
+            raise ExecutorError(f"job {self.key!r}: max_retries={self.max_retries} must be >= 0")
+        for k, v in self.resources.items():
+            if not isinstance(v, (int, float)) or v < 0:
+                raise ExecutorError(f"job {self.key!r}: resource {k}={v!r} must be a "
+                                    "non-negative number")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobResult:
+    key: str
+    ok: bool
+    value: Any = None
+    error: str | None = None             # "ExceptionType: message" (with where, if known)
+    attempts: int = 1
+    duration_s: float = 0.0
+    worker: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _worker_identity() -> dict:
+    import os
+    import socket
+    ident = {"host": socket.gethostname(), "pid": os.getpid()}
+    try:   # the fingerprint needs JAX; a job that never imported it should not pay for it
+        import sys
+        if "jax" in sys.modules:
+            from .fingerprint import detect
+            ident["fingerprint"] = detect("cpu").id
+    except Exception:   # noqa: BLE001 - identity is best effort; the check below needs it
+        pass
+    return ident
+
+
+def run_job(job: Job) -> tuple[bool, Any, str | None, float, dict]:
+    """Run one job here: (ok, value, error, seconds, worker identity). Exceptions are data."""
+    t0 = time.perf_counter()
+    try:
+        value = job.fn(*job.args, **dict(job.kwargs))
+        ok, err = True, None
+    except Exception as e:   # noqa: BLE001 - the job's failure is reported, not raised
+        tb = traceback.extract_tb(e.__traceback__)
+        where = f" ({tb[-1].filename}:{tb[-1].lineno})" if tb else ""
+        ok, value, err = False, None, f"{type(e).__name__}: {e}{where}"
+    ident = _worker_identity()
+    if ok and job.fingerprint is not None:
+        if "fingerprint" not in ident:
+            from .fingerprint import detect
+            ident["fingerprint"] = detect("cpu").id
+        if ident["fingerprint"] != job.fingerprint:
+            ok, value, err = False, None, (
+                f"refused: measured on hardware {ident['fingerprint']} but the job is for "
+                f"{job.fingerprint}; route it to a worker with resource "
+                f"hw:cpu-{job.fingerprint}")
+    return ok, value, err, time.perf_counter() - t0, ident
+
+
+class Executor:
+    """submit() jobs, then iterate results() as they finish; close() (or ``with``) ends it."""
+
+    def submit(self, job: Job) -> None:
+        raise NotImplementedError
+
+    def results(self) -> Iterator[JobResult]:
+        raise NotImplementedError
+
+    def pending(self) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def map(self, jobs) -> list[JobResult]:
+        """Run ``jobs`` and return their results in submission order."""
+        jobs = list(jobs)
+        for j in jobs:
+            self.submit(j)
+        got = {r.key: r for r in self.results()}
+        return [got[j.key] for j in jobs]
+
+
+class LocalExecutor(Executor):
+    """Jobs run in this process, one at a time, when results() is iterated."""
+
+    def __init__(self):
+        self._queue: list[Job] = []
+        self._keys: set[str] = set()
+
+    def submit(self, job: Job) -> None:
+        if job.key in self._keys:
+            return                        # idempotent: the same key is the same job
+        self._keys.add(job.key)
+        self._queue.append(job)
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def results(self) -> Iterator[JobResult]:
+        while self._queue:
+            job = self._queue.pop(0)
+            ok, value, err, dt, ident = run_job(job)
+            self._keys.discard(job.key)
+            yield JobResult(job.key, ok, value, err, 1, dt, ident)
+
+
+class ProcessExecutor(Executor):
+    """Up to ``workers`` jobs at once in spawned child processes; exclusive jobs run alone."""
+
+    def __init__(self, workers: int = 2, *, backoff_s: float = 0.5):
+        if workers < 1:
+            raise ExecutorError(f"workers={workers} must be >= 1")
+        self.workers, self.backoff_s = workers, backoff_s
+        self._ctx = multiprocessing.get_context("spawn")
+        self._pool: cf.ProcessPoolExecutor | None = None
+        self._waiting: list[tuple[Job, int]] = []          # (job, attempts so far)
+        self._running: dict[cf.Future, tuple[Job, int]] = {}
+        self._keys: set[str] = set()
+
+    def _pool_(self) -> cf.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=self._ctx)
+        return self._pool
+
+    def submit(self, job: Job) -> None:
+        if job.key in self._keys:
+            return
+        self._keys.add(job.key)
+        self._waiting.append((job, 0))
+
+    def pending(self) -> int:
+        return len(self._waiting) + len(self._running)
+
+    def _start_what_fits(self) -> None:
+        exclusive_running = any(j.exclusive for j, _ in self._running.values())
+        while self._waiting and not exclusive_running and len(self._running) < self.workers:
+            job, attempts = self._waiting[0]
+            if job.exclusive and self._running:
+                return                      # wait for the host to be free, keep the order
+            self._waiting.pop(0)
+            fut = self._pool_().submit(run_job, job)
+            self._running[fut] = (job, attempts + 1)
+            exclusive_running = job.exclusive
+
+    def results(self) -> Iterator[JobResult]:
+        while self._waiting or self._running:
+            self._start_what_fits()
+            done, _ = cf.wait(list(self._running), return_when=cf.FIRST_COMPLETED)
+            broken = False
+            for fut in done:
+                job, attempts = self._running.pop(fut)
+                try:
+                    ok, value, err, dt, ident = fut.result()
+                except cf.process.BrokenProcessPool as e:
+                    broken = True
+                    if attempts <= job.max_retries:
+                        time.sleep(self.backoff_s * 2 ** (attempts - 1))
+                        self._waiting.insert(0, (job, attempts))
+                        continue
+                    self._keys.discard(job.key)
+                    yield JobResult(job.key, False, None,
+                                    f"worker died {attempts} time(s) running this job "
+                                    f"(BrokenProcessPool: {e}); gave up after "
+                                    f"{job.max_retries} retries", attempts)
+                    continue
+                self._keys.discard(job.key)
+                yield JobResult(job.key, ok, value, err, attempts, dt, ident)
+            if broken:
+                # a dead child breaks the whole pool: every job still running in it is lost
+                # too; requeue those (they did not fail) and start a fresh pool
+                for fut, (job, attempts) in list(self._running.items()):
+                    self._running.pop(fut)
+                    self._waiting.insert(0, (job, attempts - 1))
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
