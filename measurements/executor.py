@@ -14,7 +14,8 @@ the same key after a crash is the same job.
   each has its own JAX runtime); an exclusive job waits until the others finish and runs
   alone. A child that dies (killed, out of memory) has its job retried up to ``max_retries``
   times with exponential backoff, then reported failed with the cause; results arrive as jobs
-  finish, never silently dropped.
+  finish, never silently dropped. (A dead child breaks the whole pool, and the pool cannot
+  say which job killed it: every job that was running in it is retried and counted.)
 - A Ray executor (a cluster of measurement and distillation workers) implements the same
   interface; see its issue.
 

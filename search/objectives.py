@@ -225,14 +225,16 @@ class FlashAccuracy(Objective):
         import dataclasses as dc
 
         from distill.flash import PACKING_MIN_STEPS, flash_distill
-        from distill.train import DistillConfig
+        from distill.train import RECOMMENDED_LR, DistillConfig
         _, teacher, tok, texts, dev = self.context.load()
-        dcfg = DistillConfig(packing=self.steps >= PACKING_MIN_STEPS, init=_INIT[cand.init],
-                             seed=self.seed)
+        init = _INIT[cand.init]
+        dcfg = DistillConfig(packing=self.steps >= PACKING_MIN_STEPS, init=init,
+                             lr=RECOMMENDED_LR[init], seed=self.seed)
         cfg = cand.config.replace(vocab_size=teacher.config.vocab_size)
         r = flash_distill(cfg, teacher, tok, texts, steps=self.steps, score_pairs=dev,
-                          distill_config=dc.replace(dcfg, steps=self.steps))
-        score = _stsb_of(r)
+                          distill_config=dc.replace(dcfg, steps=self.steps),
+                          calibration_texts=texts)
+        score = _stsb_of(r)      # NaN (a failed trial) if the run could not be scored
         return Evaluation(self.name, score, self.provenance, r.cost_s,
                           {"final_loss": r.final_loss, "steps": r.steps})
 
@@ -278,7 +280,4 @@ class ProxyAccuracy(Objective):
 
 
 def _stsb_of(result) -> float:
-    v = getattr(result, "stsb", None)
-    if v is None:
-        v = getattr(result, "score", math.nan)
-    return float(v)
+    return math.nan if result.stsb is None else float(result.stsb)

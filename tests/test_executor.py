@@ -74,7 +74,9 @@ def test_a_sigkilled_worker_has_its_job_retried(tmp_path):
         res = ex.map([Job("k", die_once, (str(tmp_path / "m"),)),
                       Job("n", always_die, max_retries=1), Job("ok", sum, ([2, 3],))])
     by = {r.key: r for r in res}
-    assert by["k"].ok and by["k"].value == "survived" and by["k"].attempts == 2
+    # a dead child breaks the whole pool, so a job running beside the one that died is
+    # retried too (and counted): k needs 2 or 3 attempts, never more than 1 + max_retries
+    assert by["k"].ok and by["k"].value == "survived" and 2 <= by["k"].attempts <= 3
     assert not by["n"].ok and "worker died 2 time(s)" in by["n"].error
     assert by["ok"].ok and by["ok"].value == 5
 
