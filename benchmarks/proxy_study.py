@@ -17,8 +17,9 @@ merged into the trial as they finish, the distillation checkpoints in ``--workdi
 killed study continues where it stopped. Analysis (``--analyze`` runs only that): Spearman
 and Kendall of each proxy with the full score overall and within latency bands, the cost of
 each proxy relative to full distillation, and a combined estimate (our GP over the cheap
-proxies and the architecture) evaluated by leave-one-out. Results JSON and PNG in
-benchmarks/results/.
+proxies and the architecture, :class:`search.accuracy_model.AccuracyEstimate`) evaluated by
+leave-one-out and saved, fitted on every student, as ``<name>_estimate.json`` for
+``hwdistill search --accuracy estimate``. Results JSON and PNG in benchmarks/results/.
 
   nohup python benchmarks/proxy_study.py > proxy_study.log 2>&1 &
   python benchmarks/proxy_study.py --analyze
@@ -38,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, machine_info  # noqa: E402
 
-ZERO_COST = ("params", "flops", "grad_norm", "snip", "synflow", "naswot", "cka")
+ZERO_COST = ("params", "flops", "grad_norm", "snip", "synflow", "naswot", "cka", "stsb_init")
 # what the combined estimate may use: cheap (seconds) and known before any distillation
 CHEAP_FEATURES = ("params", "flops", "synflow", "naswot", "cka", "stsb_init", "grad_norm",
                   "snip")
@@ -98,7 +99,8 @@ def study(args) -> None:
     from distill import count_params, default_teacher_dir, load_encoder, load_tokenizer
     from distill.corpus import distillation_texts, task_split
     from distill.evaluate import probe_accuracy, stsb_spearman
-    from distill.proxies import build_student, compute_proxies, make_context
+    from distill.proxies import compute_proxies, make_context
+    from distill.proxies.flash import stsb_proxy_pairs
     from distill.train import RECOMMENDED_LR, DistillConfig, Distiller
     from measurements import Store, Trial
     from search.space import DEFAULT_SPACE, SearchSpace
@@ -115,10 +117,8 @@ def study(args) -> None:
     sst_dev = task_split("sst2", "dev", args.data_dir)
     # proxies never see the split the full students are scored on: flash_K and stsb_init are
     # scored on 1500 STS-B *train* pairs spread over the split, the full score on dev
-    train_pairs = task_split("stsb", "train", args.data_dir)
-    step = max(1, len(train_pairs) // 1500)
-    proxy_pairs = train_pairs[::step][:1500]
-    ctx = make_context(teacher, tok, texts, seed=args.seed, stsb_pairs=proxy_pairs)
+    ctx = make_context(teacher, tok, texts, seed=args.seed,
+                       stsb_pairs=stsb_proxy_pairs(args.data_dir))
     flash = [f"flash_{int(k)}" for k in args.flash.split(",") if k.strip()]
     predictor = None if args.no_latency else _predictor()
     run_id = run_id_of(args)
@@ -141,15 +141,6 @@ def study(args) -> None:
             for r in compute_proxies(cfg, ctx, todo, init=init, seed=args.seed):
                 got[r.name] = r.to_dict()
                 print(f"    {r.name:10s} {r.value:12.5g}  ({r.cost_s:.1f} s)", flush=True)
-                store.update_trial(run_id, t.index, status="running",
-                                   provenance={"proxies": got})
-            if "stsb_init" not in got:
-                t0 = time.perf_counter()
-                v = stsb_spearman(build_student(cfg, ctx, init, args.seed), eval_tok,
-                                  proxy_pairs)
-                got["stsb_init"] = {"name": "stsb_init", "value": v, "seed": args.seed,
-                                    "cost_s": time.perf_counter() - t0,
-                                    "higher_is_better": True}
                 store.update_trial(run_id, t.index, status="running",
                                    provenance={"proxies": got})
             dcfg = DistillConfig(steps=args.steps, init=init, lr=RECOMMENDED_LR[init],
@@ -214,36 +205,6 @@ def bands_of(lat: np.ndarray, per_band: int = 8) -> list[np.ndarray]:
     return [g for g in np.array_split(order, k)]
 
 
-def combined_loo(records: list[dict], features: list[str], space) -> dict:
-    """Leave-one-out predictions of the full STS-B score by our GP over the cheap proxies
-    (z-scored, log where positive and wide) and the architecture's encoding."""
-    from search.gp import fit_gp
-    from search.space import Candidate
-    y = np.array([r["values"]["stsb"] for r in records])
-    cols = []
-    for f in features:
-        v = np.array([r["values"][f] for r in records], float)
-        if np.all(v > 0) and v.max() / max(v.min(), 1e-12) > 20:
-            v = np.log(v)
-        cols.append((v - v.mean()) / (v.std() + 1e-12))
-    X = np.column_stack(cols) if cols else np.zeros((len(records), 0))
-    arch = np.array([space.encode(Candidate.from_dict(r["x"])) / np.maximum(space.upper, 1)
-                     for r in records], float)
-    X = np.hstack([X, arch])
-    # rescale all to [0, 1] for the GP's lengthscale prior
-    lo, hi = X.min(axis=0), X.max(axis=0)
-    X = (X - lo) / np.where(hi > lo, hi - lo, 1.0)
-    pred, sd = np.zeros(len(y)), np.zeros(len(y))
-    for i in range(len(y)):
-        m = np.arange(len(y)) != i
-        gp = fit_gp(X[m], y[m], seed=i, n_restarts=1)
-        mu, var = gp.predict(X[i:i + 1], observation_noise=True)
-        pred[i], sd[i] = mu[0], np.sqrt(var[0])
-    return {"pred": pred.tolist(), "sd": sd.tolist(),
-            "rmse": float(np.sqrt(np.mean((pred - y) ** 2))),
-            "coverage_2sd": float(np.mean(np.abs(pred - y) <= 2 * sd))}
-
-
 def analyze(args, quiet: bool = False) -> dict | None:
     from measurements import Store
     from search.space import DEFAULT_SPACE, SearchSpace
@@ -284,9 +245,11 @@ def analyze(args, quiet: bool = False) -> dict | None:
                     "cost_s_median": float(np.median(cost)),
                     "cost_vs_full": float(np.median(cost / full_cost))}
     feats = [f for f in CHEAP_FEATURES if f in names]
-    comb = None
     if len(records) >= 8:
-        comb = combined_loo(records, feats, space)
+        from search.accuracy_model import AccuracyEstimate
+        est = AccuracyEstimate(tuple(feats), space)
+        comb = est.loo(records)
+        est.fit(records).save(Path(args.results) / f"{args.name}_estimate.json")
         pred = np.array(comb["pred"])
         within = [_rank_stats(pred[b], y[b]) for b in bands if len(b) >= 4]
         cost = np.sum([[r["provenance"]["proxies"][f]["cost_s"] for f in feats]

@@ -28,7 +28,8 @@ from distill import Workload
 from .space import Candidate
 
 __all__ = ["Evaluation", "Objective", "Parameters", "PredictedLatency", "MeasuredLatency",
-           "FlashAccuracy", "FullAccuracy", "ProxyAccuracy", "AccuracyContext", "PROVENANCES"]
+           "FlashAccuracy", "FullAccuracy", "ProxyAccuracy", "EstimatedAccuracy",
+           "AccuracyContext", "PROVENANCES"]
 
 PROVENANCES = ("exact", "predicted", "measured", "proxy", "distilled")
 
@@ -265,9 +266,11 @@ class ProxyAccuracy(Objective):
 
     def evaluate(self, cand, workload):
         from distill.proxies import compute_proxies, make_context
+        from distill.proxies.flash import stsb_proxy_pairs
         if self._ctx is None:
             tdir, teacher, tok, texts, dev = self.context.load()
-            self._ctx = make_context(teacher, tok, texts, seed=self.seed, stsb_pairs=dev)
+            self._ctx = make_context(teacher, tok, texts, seed=self.seed,
+                                     stsb_pairs=stsb_proxy_pairs(self.context.data_dir))
         cfg = cand.config.replace(vocab_size=self._ctx.teacher.config.vocab_size)
         r, = compute_proxies(cfg, self._ctx, [self.proxy], init=_INIT[cand.init],
                              seed=self.seed)
@@ -276,6 +279,38 @@ class ProxyAccuracy(Objective):
 
     def describe(self):
         return {**super().describe(), "proxy": self.proxy, "seed": self.seed,
+                **self.context.describe()}
+
+
+class EstimatedAccuracy(ProxyAccuracy):
+    """The combined estimate (:class:`search.accuracy_model.AccuracyEstimate`): the cheap
+    proxies of the candidate, computed at initialisation, mapped to the full-distillation
+    score by a GP fitted on a proxy study; the value is the mean, ``detail["sd"]`` its
+    uncertainty."""
+
+    def __init__(self, context: AccuracyContext, estimate, *, seed: int = 0):
+        super().__init__(context, "estimate", seed=seed)
+        self.estimate = estimate
+        self.name = f"{estimate.target}[estimate]"
+
+    def evaluate(self, cand, workload):
+        from distill.proxies import compute_proxies, make_context
+        from distill.proxies.flash import stsb_proxy_pairs
+        if self._ctx is None:
+            tdir, teacher, tok, texts, dev = self.context.load()
+            self._ctx = make_context(teacher, tok, texts, seed=self.seed,
+                                     stsb_pairs=stsb_proxy_pairs(self.context.data_dir))
+        cfg = cand.config.replace(vocab_size=self._ctx.teacher.config.vocab_size)
+        got = {r.name: r for r in compute_proxies(cfg, self._ctx, self.estimate.features,
+                                                  init=_INIT[cand.init], seed=self.seed)}
+        vals = {n: r.value for n, r in got.items()}
+        m, sd = self.estimate.predict([vals], [cand])
+        return Evaluation(self.name, float(m[0]), self.provenance,
+                          sum(r.cost_s for r in got.values()), {"sd": float(sd[0]), **vals})
+
+    def describe(self):
+        return {**Objective.describe(self), "features": list(self.estimate.features),
+                "target": self.estimate.target, "students": len(self.estimate._records or []),
                 **self.context.describe()}
 
 

@@ -1,6 +1,7 @@
 """Accuracy proxies (distill.proxies) and `hwdistill proxies`, on a tiny teacher (random 2-layer
 BERT with the real tokenizer) and the fixture texts."""
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -136,6 +137,15 @@ def test_linear_cka():
 
 
 # -- flash -------------------------------------------------------------------------------------
+def test_stsb_at_initialisation(ctx):
+    a = get_proxy("stsb_init")(STUDENT, ctx, seed=0)
+    assert a.name == "stsb_init" and -1 <= a.value <= 1 and a.cost_s > 0
+    assert get_proxy("stsb_init")(STUDENT, ctx, seed=0).value == a.value
+    assert get_proxy("stsb_init")(STUDENT, ctx, seed=1).value != a.value
+    with pytest.raises(ValueError, match="stsb_init needs STS-B pairs"):
+        get_proxy("stsb_init")(STUDENT, dataclasses.replace(ctx, stsb_pairs=None))
+
+
 def test_flash_proxy_and_result_fields(ctx, teacher, tok):
     r = get_proxy("flash_2")(STUDENT, ctx, seed=0)
     assert r.name == "flash_2" and -1 <= r.value <= 1 and r.cost_s > 0 and r.seed == 0
@@ -159,7 +169,7 @@ def test_unknown_proxy_names_the_known_ones(ctx):
     with pytest.raises(ValueError, match="unknown init"):
         compute_proxies(STUDENT, ctx, "params", init="pretrained")
     assert parse_names(" params, flops,params,flash_50 ") == ["params", "flops", "flash_50"]
-    assert set(PROXIES) == {"params", "flops", *GRADIENT}
+    assert set(PROXIES) == {"params", "flops", "stsb_init", *GRADIENT}
 
 
 # -- command line ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ time: the student's init, compilation and computation, not the shared context.
 ``synflow``    log synaptic flow, all-ones input, |weights| (:mod:`.zero_cost`)
 ``naswot``     log-determinant of the FFN activation-pattern kernel (:mod:`.zero_cost`)
 ``cka``        linear CKA of student and teacher sentence embeddings (:mod:`.similarity`)
+``stsb_init``  STS-B Spearman of the student at initialisation, no training (:mod:`.flash`)
 ``flash_K``    STS-B Spearman after K steps of flash distillation (:mod:`.flash`)
 =============  =====================================================================
 
@@ -46,6 +47,7 @@ PROXIES: dict[str, tuple[str, str, str]] = {
     "synflow": ("zero_cost", "synflow", "log synaptic flow (all-ones input, |weights|)"),
     "naswot": ("zero_cost", "naswot", "log det of the FFN activation-pattern kernel"),
     "cka": ("similarity", "cka", "linear CKA of student vs teacher sentence embeddings"),
+    "stsb_init": ("flash", "stsb_init", "STS-B Spearman of the student at init (no training)"),
 }
 ZERO_COST = tuple(PROXIES)              # everything but flash: seconds, not minutes
 _FLASH = re.compile(r"flash_(\d+)$")

@@ -8,7 +8,33 @@ import dataclasses
 from ..config import StudentConfig
 from .base import INITS, ProxyContext, ProxyResult, timed
 
-__all__ = ["flash"]
+__all__ = ["flash", "stsb_init", "stsb_proxy_pairs"]
+
+
+def stsb_proxy_pairs(data_dir=None, n: int = 1500):
+    """The STS-B pairs proxies are scored on: ``n`` *train* pairs, every k-th from the start
+    (k = len // n), so no proxy sees the dev split full students are scored on."""
+    from ..corpus import task_split
+    pairs = task_split("stsb", "train", data_dir)
+    return pairs[::max(1, len(pairs) // n)][:n]
+
+
+def stsb_init(config: StudentConfig, ctx: ProxyContext, *, init: str = "random",
+              seed: int = 0) -> ProxyResult:
+    """``stsb_init``: STS-B Spearman of the student at initialisation, no training, on the
+    context's pairs (sentences up to 128 tokens, as evaluation reads them). Near 0.55 for any
+    random student; for a derived one, what the teacher's slice already knows."""
+    if not ctx.stsb_pairs:
+        raise ValueError("stsb_init needs STS-B pairs: build the context with stsb_pairs=...")
+    from tokenizers import Tokenizer
+
+    from ..evaluate import stsb_spearman
+    from ..tokenizer import TextEncoder
+    from .base import build_student
+    # a copy: TextEncoder sets truncation on the tokenizer it wraps
+    tok = TextEncoder(Tokenizer.from_str(ctx.tokenizer.tok.to_str()), max_len=128)
+    return timed("stsb_init", seed, lambda: stsb_spearman(
+        build_student(config, ctx, init, seed), tok, ctx.stsb_pairs))
 
 
 def flash(config: StudentConfig, ctx: ProxyContext, *, init: str = "random", seed: int = 0,

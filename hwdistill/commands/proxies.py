@@ -43,11 +43,13 @@ def add_parser(p):
     p.add_argument("--seq-len", type=int, default=128,
                    help="sequence length the FLOPs are counted at (default 128)")
     p.add_argument("--stsb-split", choices=["train", "dev"], default="train",
-                   help="STS-B split flash_K is scored on (default train: dev stays held out "
+                   help="STS-B split flash_K and stsb_init are scored on (default train: dev "
+                        "stays held out "
                         "for the final evaluation; labels are never used for training)")
     p.add_argument("--stsb-pairs", type=int, default=1500,
-                   help="STS-B pairs flash_K is scored on, spread evenly over the split "
-                        "(default 1500; 0: all)")
+                   help="STS-B pairs flash_K and stsb_init are scored on: every k-th train "
+                        "pair (the proxy study's choice), or the first N dev pairs (default "
+                        "1500; 0: all)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -76,11 +78,12 @@ def run(args):
     cfg = cfg.replace(vocab_size=teacher.config.vocab_size)
     texts = distillation_texts(args.data_dir)
     pairs = None
-    if any(n.startswith("flash_") for n in names):
-        pairs = task_split("stsb", args.stsb_split, args.data_dir)
-        if args.stsb_pairs and len(pairs) > args.stsb_pairs:
-            step = len(pairs) / args.stsb_pairs
-            pairs = [pairs[int(i * step)] for i in range(args.stsb_pairs)]
+    if any(n.startswith("flash_") or n == "stsb_init" for n in names):
+        if args.stsb_split == "train":      # the pairs the proxy study scored proxies on
+            from distill.proxies.flash import stsb_proxy_pairs
+            pairs = stsb_proxy_pairs(args.data_dir, args.stsb_pairs or 1500)
+        else:
+            pairs = task_split("stsb", args.stsb_split, args.data_dir)[:args.stsb_pairs]
     ctx = make_context(teacher, tok, texts, seed=args.seed, n_batches=args.batches,
                        batch_size=args.batch_size, max_len=args.max_len, stsb_pairs=pairs,
                        seq_len=args.seq_len)

@@ -7,7 +7,7 @@
   hwdistill search --print-space > my.toml               # then: --space my.toml
 
 Objectives: accuracy (--accuracy proxy: a training-free score at initialisation, seconds per
-student; flash: STS-B after --flash-steps of distillation, minutes; full: STS-B after
+student; estimate: the proxy study's GP from the cheap proxies to the full score; flash: STS-B after --flash-steps of distillation, minutes; full: STS-B after
 --full-steps) and latency on every --target (predicted by the latency model, or on cpu
 --latency measured: timed here, with the prediction as the GP's prior mean so the search
 learns the predictor's error). Predicted latency and --params are exact and cheap: the
@@ -37,8 +37,11 @@ def add_parser(p):
     p.add_argument("--latency", choices=["predicted", "measured"], default="predicted",
                    help="cpu latency from the model (instant) or timed here (default: "
                         "%(default)s)")
-    p.add_argument("--accuracy", choices=["proxy", "flash", "full"], default="proxy",
-                   help="accuracy objective (default: %(default)s)")
+    p.add_argument("--accuracy", choices=["proxy", "estimate", "flash", "full"],
+                   default="proxy", help="accuracy objective (default: %(default)s)")
+    p.add_argument("--estimate", metavar="JSON",
+                   help="for --accuracy estimate: the combined estimate a proxy study wrote "
+                        "(benchmarks/results/proxy_study_estimate.json)")
     p.add_argument("--proxy", default="cka",
                    help="which proxy for --accuracy proxy (see `hwdistill proxies --help`)")
     p.add_argument("--flash-steps", type=int, default=200)
@@ -84,8 +87,10 @@ def _latency_model(target: str, path: str | None, fp_id: str | None):
 def build_problem(args):
     from distill import Workload
     from measurements import detect
-    from search.objectives import (AccuracyContext, FlashAccuracy, FullAccuracy,
-                                   MeasuredLatency, Parameters, PredictedLatency, ProxyAccuracy)
+    from search.accuracy_model import AccuracyEstimate
+    from search.objectives import (AccuracyContext, EstimatedAccuracy, FlashAccuracy,
+                                   FullAccuracy, MeasuredLatency, Parameters, PredictedLatency,
+                                   ProxyAccuracy)
     from search.problem import StudentProblem
     from search.space import DEFAULT_SPACE, SearchSpace
 
@@ -101,7 +106,12 @@ def build_problem(args):
     space = SearchSpace.from_toml(args.space) if args.space else DEFAULT_SPACE
     wl = Workload.parse(args.workload)
     ctx = AccuracyContext(args.teacher, args.data_dir, dev_pairs=args.dev_pairs)
+    if args.accuracy == "estimate" and not args.estimate:
+        raise ValueError("--accuracy estimate needs --estimate JSON (written by "
+                         "`python benchmarks/proxy_study.py --analyze`)")
     acc = {"proxy": lambda: ProxyAccuracy(ctx, args.proxy, seed=args.seed),
+           "estimate": lambda: EstimatedAccuracy(ctx, AccuracyEstimate.load(args.estimate),
+                                                 seed=args.seed),
            "flash": lambda: FlashAccuracy(ctx, args.flash_steps, seed=args.seed),
            "full": lambda: FullAccuracy(ctx, args.full_steps, seed=args.seed)}[args.accuracy]()
     fp = detect("cpu")
