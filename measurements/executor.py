@@ -16,8 +16,10 @@ the same key after a crash is the same job.
   times with exponential backoff, then reported failed with the cause; results arrive as jobs
   finish, never silently dropped. (A dead child breaks the whole pool, and the pool cannot
   say which job killed it: every job that was running in it is retried and counted.)
-- A Ray executor (a cluster of measurement and distillation workers) implements the same
-  interface; see its issue.
+- :class:`RayExecutor` (``ray`` extra) runs jobs on a Ray cluster, routed by their resources:
+  ``num_cpus``, ``{"TPU": n}``, or a custom resource per hardware target that workers offer
+  (``ray start --address HEAD --resources '{"hw:cpu-<fingerprint>": 1}'``). An exclusive job
+  asks for every CPU of the node it lands on, so nothing runs beside a timing.
 
 Jobs that must run on particular hardware carry ``fingerprint``: the worker reports its own
 hardware fingerprint with every result, and a result measured elsewhere is refused (reported as
@@ -33,8 +35,8 @@ import time
 import traceback
 from typing import Any, Callable, Iterator, Mapping
 
-__all__ = ["Job", "JobResult", "Executor", "LocalExecutor", "ProcessExecutor", "ExecutorError",
-           "run_job"]
+__all__ = ["Job", "JobResult", "Executor", "LocalExecutor", "ProcessExecutor", "RayExecutor",
+           "ExecutorError", "run_job"]
 
 
 class ExecutorError(RuntimeError):
@@ -80,8 +82,15 @@ def _worker_identity() -> dict:
     import os
     import socket
     ident = {"host": socket.gethostname(), "pid": os.getpid()}
+    import sys
+    if "ray" in sys.modules:
+        try:
+            import ray
+            if ray.is_initialized():
+                ident["ray_node"] = ray.get_runtime_context().get_node_id()
+        except Exception:   # noqa: BLE001 - identity is best effort
+            pass
     try:   # the fingerprint needs JAX; a job that never imported it should not pay for it
-        import sys
         if "jax" in sys.modules:
             from .fingerprint import detect
             ident["fingerprint"] = detect("cpu").id
@@ -241,3 +250,81 @@ class ProcessExecutor(Executor):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+class RayExecutor(Executor):
+    """Jobs as Ray tasks on a cluster (``address``: ``HOST:PORT``, ``ray://HOST:10001`` or
+    ``auto``; None starts a local one). A task whose worker dies is resubmitted after a
+    backoff, up to the job's ``max_retries``; then it is reported failed with the cause."""
+
+    def __init__(self, address: str | None = None, *, backoff_s: float = 1.0,
+                 init_kwargs: Mapping[str, Any] | None = None):
+        try:
+            import ray
+        except ModuleNotFoundError:
+            raise ExecutorError("the Ray executor needs Ray: pip install 'hwdistill[ray]'") \
+                from None
+        self._ray = ray
+        if not ray.is_initialized():
+            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
+                     **dict(init_kwargs or {}))
+        self.backoff_s = backoff_s
+        self._task = ray.remote(run_job)
+        self._running: dict[Any, tuple[Job, int]] = {}
+        self._keys: set[str] = set()
+
+    def _options(self, job: Job) -> dict:
+        res = dict(job.resources)
+        num_cpus = float(res.pop("num_cpus", 1))
+        num_gpus = float(res.pop("num_gpus", 0))
+        if job.exclusive:   # the whole node: the largest CPU count among nodes that fit
+            fits = [n for n in self._ray.nodes() if n.get("Alive") and all(
+                n["Resources"].get(k, 0) >= v for k, v in res.items())]
+            if not fits:
+                raise ExecutorError(f"job {job.key!r}: no alive Ray node offers {res}; start a "
+                                    "worker with ray start --resources '{...}'")
+            num_cpus = max(n["Resources"].get("CPU", 1) for n in fits)
+        return {"num_cpus": num_cpus, "num_gpus": num_gpus, "resources": res,
+                "max_retries": 0}
+
+    def _launch(self, job: Job, attempts: int) -> None:
+        ref = self._task.options(**self._options(job)).remote(job)
+        self._running[ref] = (job, attempts + 1)
+
+    def submit(self, job: Job) -> None:
+        if job.key in self._keys:
+            return
+        self._keys.add(job.key)
+        self._launch(job, 0)
+
+    def pending(self) -> int:
+        return len(self._running)
+
+    def results(self) -> Iterator[JobResult]:
+        ray = self._ray
+        died = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+                ray.exceptions.LocalRayletDiedError, ray.exceptions.TaskUnschedulableError)
+        while self._running:
+            done, _ = ray.wait(list(self._running), num_returns=1)
+            for ref in done:
+                job, attempts = self._running.pop(ref)
+                try:
+                    ok, value, err, dt, ident = ray.get(ref)
+                except died as e:
+                    if attempts <= job.max_retries:
+                        time.sleep(self.backoff_s * 2 ** (attempts - 1))
+                        self._launch(job, attempts)
+                        continue
+                    ok, value, err, dt, ident = (False, None, f"worker died {attempts} "
+                                                 f"time(s) running this job ({type(e).__name__}"
+                                                 f"); gave up after {job.max_retries} retries",
+                                                 0.0, {})
+                except ray.exceptions.RayError as e:
+                    ok, value, err, dt, ident = False, None, f"{type(e).__name__}: {e}", 0.0, {}
+                self._keys.discard(job.key)
+                yield JobResult(job.key, ok, value, err, attempts, dt, ident)
+
+    def close(self) -> None:
+        for ref in list(self._running):
+            self._ray.cancel(ref, force=True)
+        self._running.clear()

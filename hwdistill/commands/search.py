@@ -64,6 +64,12 @@ def add_parser(p):
     p.add_argument("--data-dir", help="data folder (default: $HWDISTILL_DATA)")
     p.add_argument("--dev-pairs", type=int, help="score on the first N STS-B dev pairs only")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--executor", choices=["local", "process", "ray"], default="local",
+                   help="where evaluations run: in this process (default), in --workers child "
+                        "processes, or on a Ray cluster (--address); the store is written here")
+    p.add_argument("--workers", type=int, default=2, help="child processes for --executor process")
+    p.add_argument("--address", help="Ray cluster for --executor ray: HOST:PORT, ray://HOST:10001 "
+                                     "or auto (default: start a local Ray)")
     p.add_argument("--resume", metavar="RUN_ID", help="continue this run (same options)")
     p.add_argument("--out", help="output folder (default: search-<RUN_ID>)")
     p.add_argument("--json", action="store_true", help="print the front as JSON")
@@ -144,7 +150,7 @@ def run(args):
     names = [o.name for o in problem.objectives]
     cfg = SearchConfig(budget=args.budget, q=args.q, n_initial=args.n_initial, seed=args.seed)
     with Store(args.store) as store:
-        s = Search(problem, cfg, store=store, run_id=args.resume)
+        s = Search(problem, cfg, store=store, run_id=args.resume, executor=_executor(args))
         print(f"search run {s.run_id}: objectives {', '.join(names)}; budget {args.budget}; "
               f"store {store.path}  (resume: --resume {s.run_id})", flush=True)
         res = s.run(progress=True)
@@ -193,6 +199,15 @@ def run(args):
                           for n, k in b["predicted_only"].items()))
         print(f"wrote {out / 'front.json'} and {out / 'front.png'}")
     return 0
+
+
+def _executor(args):
+    from measurements.executor import LocalExecutor, ProcessExecutor, RayExecutor
+    if args.executor == "process":
+        return ProcessExecutor(args.workers)
+    if args.executor == "ray":
+        return RayExecutor(args.address)
+    return LocalExecutor()
 
 
 def _plot(problem, V, pareto, rounds, path):
