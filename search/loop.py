@@ -421,10 +421,12 @@ class Search:
         from measurements.executor import Job
         resources = dict(getattr(self.problem, "job_resources", None) or {"num_cpus": 1})
         exclusive = bool(getattr(self.problem, "exclusive", False))
+        fingerprint = getattr(self.problem, "job_fingerprint", None)
         for trial in batch:
             X = self._mark_running(trial)
             self.executor.submit(Job(key=f"{self.run_id}/{trial.index}", fn=self.evaluate_fn,
-                                     args=(X,), resources=resources, exclusive=exclusive))
+                                     args=(X,), resources=resources, exclusive=exclusive,
+                                     fingerprint=fingerprint))
         for r in self.executor.results():
             index = int(r.key.rsplit("/", 1)[1])
             worker = {"worker": dict(r.worker), "executor_attempts": r.attempts}

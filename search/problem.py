@@ -67,6 +67,12 @@ class StudentProblem(Problem):
         return any(o.exclusive for o in self.objectives if not o.cheap)
 
     @property
+    def job_fingerprint(self) -> str | None:
+        """The hardware a measured objective must run on (a result from elsewhere is refused)."""
+        ids = {o.fingerprint.id for o in self.objectives if isinstance(o, MeasuredLatency)}
+        return ids.pop() if len(ids) == 1 else None
+
+    @property
     def job_resources(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for o in self.objectives:
