@@ -29,7 +29,7 @@ from .space import Candidate
 
 __all__ = ["Evaluation", "Objective", "Parameters", "PredictedLatency", "MeasuredLatency",
            "FlashAccuracy", "FullAccuracy", "ProxyAccuracy", "EstimatedAccuracy",
-           "AccuracyContext", "PROVENANCES"]
+           "AccuracyContext", "proxy_context", "PROVENANCES"]
 
 PROVENANCES = ("exact", "predicted", "measured", "proxy", "distilled")
 
@@ -191,7 +191,14 @@ class AccuracyContext:
         self.dev_pairs = dev_pairs
         self._loaded = None
 
+    def key(self) -> tuple:
+        return (str(self.teacher_dir), str(self.data_dir), self.max_len, self.dev_pairs)
+
     def load(self):
+        """(teacher dir, teacher, tokenizer, corpus, STS-B dev), once per process and key:
+        an executor's worker evaluating many candidates loads the teacher once."""
+        if self._loaded is None:
+            self._loaded = _LOADED.get(self.key())
         if self._loaded is None:
             from pathlib import Path
 
@@ -204,10 +211,32 @@ class AccuracyContext:
             if self.dev_pairs:
                 dev = dev[:self.dev_pairs]
             self._loaded = (tdir, teacher, tok, distillation_texts(self.data_dir), dev)
+            _LOADED[self.key()] = self._loaded
         return self._loaded
+
+    def __getstate__(self):   # sent to workers without the loaded models (they load their own)
+        return {**self.__dict__, "_loaded": None}
 
     def describe(self) -> dict:
         return {"teacher": str(self.teacher_dir or "default"), "dev_pairs": self.dev_pairs}
+
+
+_LOADED: dict[tuple, tuple] = {}
+_PROXY_CONTEXTS: dict[tuple, Any] = {}
+
+
+def proxy_context(context: AccuracyContext, seed: int = 0):
+    """The proxies' context (real batches through the teacher, STS-B train pairs), built once
+    per process for a given accuracy context and seed."""
+    key = (*context.key(), seed)
+    ctx = _PROXY_CONTEXTS.get(key)
+    if ctx is None:
+        from distill.proxies import make_context
+        from distill.proxies.flash import stsb_proxy_pairs
+        _, teacher, tok, texts, _ = context.load()
+        ctx = _PROXY_CONTEXTS[key] = make_context(
+            teacher, tok, texts, seed=seed, stsb_pairs=stsb_proxy_pairs(context.data_dir))
+    return ctx
 
 
 _INIT = {"scratch": "random", "derived": "derived"}
@@ -264,13 +293,12 @@ class ProxyAccuracy(Objective):
         self.name = f"proxy[{proxy}]"
         self._ctx = None
 
+    def __getstate__(self):   # the teacher context stays in the process that built it
+        return {**self.__dict__, "_ctx": None}
+
     def evaluate(self, cand, workload):
-        from distill.proxies import compute_proxies, make_context
-        from distill.proxies.flash import stsb_proxy_pairs
-        if self._ctx is None:
-            tdir, teacher, tok, texts, dev = self.context.load()
-            self._ctx = make_context(teacher, tok, texts, seed=self.seed,
-                                     stsb_pairs=stsb_proxy_pairs(self.context.data_dir))
+        from distill.proxies import compute_proxies
+        self._ctx = proxy_context(self.context, self.seed)
         cfg = cand.config.replace(vocab_size=self._ctx.teacher.config.vocab_size)
         r, = compute_proxies(cfg, self._ctx, [self.proxy], init=_INIT[cand.init],
                              seed=self.seed)
@@ -294,12 +322,8 @@ class EstimatedAccuracy(ProxyAccuracy):
         self.name = f"{estimate.target}[estimate]"
 
     def evaluate(self, cand, workload):
-        from distill.proxies import compute_proxies, make_context
-        from distill.proxies.flash import stsb_proxy_pairs
-        if self._ctx is None:
-            tdir, teacher, tok, texts, dev = self.context.load()
-            self._ctx = make_context(teacher, tok, texts, seed=self.seed,
-                                     stsb_pairs=stsb_proxy_pairs(self.context.data_dir))
+        from distill.proxies import compute_proxies
+        self._ctx = proxy_context(self.context, self.seed)
         cfg = cand.config.replace(vocab_size=self._ctx.teacher.config.vocab_size)
         got = {r.name: r for r in compute_proxies(cfg, self._ctx, self.estimate.features,
                                                   init=_INIT[cand.init], seed=self.seed)}
