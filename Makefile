@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m hwdistill demo --workdir demo-out
+	$(PY) -m hwdistill run
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q
@@ -31,4 +31,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache

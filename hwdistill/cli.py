@@ -27,12 +27,15 @@ COMMANDS = {
     "distill": ("distill", "distill a student from the teacher checkpoint"),
     "evaluate": ("evaluate", "evaluate a checkpoint on STS-B / SST-2 / GLUE dev"),
     "proxies": ("proxies", "accuracy proxies of a student: zero-cost, CKA, flash"),
-    "report": ("report", "tables and plots of a store's runs"),
+    "run": ("run", "the main job end to end: profile, fit, search, measure, distil, report"),
+    "report": ("report", "re-render a run's report (report.md, report.html, PNGs)"),
     "store": ("store", "inspect, export and import the measurement store"),
-    "demo": ("demo", "the main job on embedded defaults (what `make demo` runs)"),
 }
 
-EPILOG = """workflow:
+EPILOG = """the main job (what `make demo` runs; ~15 minutes on 2 cores, resumable):
+  hwdistill run                                            # -> runs/RUN_ID/report.html
+
+workflow, step by step:
   hwdistill measure --arch bert-mini --workload 8,128      # one real measurement
   hwdistill profile --target cpu --archs 40                # op timings -> store
   hwdistill fit                                            # store -> latency model
@@ -47,17 +50,6 @@ class CommandError(Exception):
     """A user-facing error: printed without a traceback, exit status 2."""
 
 
-def _unbuilt(name: str, help_: str):
-    """A command listed in docs/architecture.md whose implementation has not landed yet: it says so."""
-    import types
-
-    def run(args):
-        raise CommandError(f"`{name}` is not built in this version yet (open issue on the "
-                           "tracker); nothing was run")
-    return types.SimpleNamespace(__doc__=f"{help_}\n\n(not built in this version yet)",
-                                 add_parser=lambda p: None, run=run)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hwdistill", description="Hardware-aware distillation of BERT-like models: "
@@ -67,12 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hwdistill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_) in COMMANDS.items():
-        try:
-            mod = importlib.import_module(f"hwdistill.commands.{module}")
-        except ModuleNotFoundError as e:
-            if e.name != f"hwdistill.commands.{module}":
-                raise
-            mod = _unbuilt(name, help_)
+        mod = importlib.import_module(f"hwdistill.commands.{module}")
         p = sub.add_parser(name, help=help_, description=(mod.__doc__ or help_).strip(),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_parser(p)

@@ -23,7 +23,7 @@ from pymoo.core.variable import Choice, Integer
 from distill import Workload
 
 from .objectives import Evaluation, MeasuredLatency, Objective, Parameters, PredictedLatency
-from .space import Candidate, SearchSpace, SpaceError
+from .space import Candidate, SearchSpace
 
 __all__ = ["StudentProblem"]
 

