@@ -4,26 +4,45 @@ Every layer of a :class:`StudentConfig` is the same, so an L-layer program's op 
 list of its 2-layer version plus (L - 2) times the ops one more middle layer adds (the 3-layer
 minus the 2-layer list; 1-layer programs are taken as they are). Extrapolating from 1 layer
 instead was measured to be off by up to 8% in bytes and 5% in op count, because XLA fuses
-across the first layer boundary differently. The 1/2/3-layer programs are compiled once per
-distinct *signature* (every field but ``num_layers``, the workload and the target) and their
-op-level predictions memoised; an architecture's prediction is then arithmetic. No device runs: CPU programs are compiled locally, TPU programs ahead-of-time.
+across the first layer boundary differently. That is the *exact* method
+(``Predictor(..., exact=True)``): the 1/2/3-layer programs of every distinct *signature*
+(every field but ``num_layers``) are compiled.
+
+By default on CPU the signature's totals are *composed* (:mod:`perfmodel.parts`) from the
+exact totals of up to four reference signatures that vary one effect each (the factorised
+embedding, the head count, the FFN stack), which many signatures share: the default space's
+8,320 signatures need 2,306 references. Composed op, flop and byte totals and the learned
+model's prediction agreed with the exact method on every sampled architecture
+(``benchmarks/results/predict_speed.json``: relative error median / p95 / max 0 over 2 x 60
+random default-space architectures). TPU targets stay exact (composition unmeasured there).
+
+Op lists come from, in order: this predictor's memory, the disk cache
+(:class:`~perfmodel.opcache.OpListCache`), the table shipped with the package for the default
+space (:class:`~perfmodel.opcache.ShippedOpLists`), a compile (CPU programs locally with LLVM
+optimisation off, TPU programs ahead-of-time; no device runs). Per-op quantities (roofline time,
+the learned model's op time) are memoised per distinct op, programs' totals per program and
+signatures' totals per signature, so a warm prediction is arithmetic on a few scalars.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 import numpy as np
 
 from distill import StudentConfig, Workload
 
+from . import parts
 from .hardware import spec_for
 from .hlo import HloOp, executed_ops
 from .latency_model import LatencyModel
-from .opcache import OpListCache
+from .opcache import OpListCache, ShippedOpLists
 
 __all__ = ["Prediction", "Predictor"]
+
+QUANTITIES = ("n_ops", "flops", "bytes_accessed", "roofline_s", "xla_cycles", "pred_us")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,38 +57,59 @@ class Prediction:
 
 @dataclasses.dataclass
 class _Sig:
-    """Per-signature totals of the 1/2/3-layer programs, computed once: a prediction is then
-    arithmetic on these scalars (no pass over op lists on the hot path)."""
+    """A signature's totals as arithmetic in the number of layers: ``one`` at 1 layer,
+    ``a + L * b`` at L >= 2 (no pass over op lists on the hot path)."""
 
-    totals: dict[int, dict[str, float]]   # layers (1, 2, 3) -> {quantity: total}
+    one: dict[str, float]
+    a: dict[str, float]
+    b: dict[str, float]
 
     def ext(self, L: int, key: str) -> float:
-        """Total ``key`` extrapolated to L layers."""
-        if L == 1:
-            return self.totals[1][key]
-        a, b = self.totals[2][key], self.totals[3][key]
-        return a + (L - 2) * (b - a)
+        """Total ``key`` at L layers."""
+        return self.one[key] if L == 1 else self.a[key] + L * self.b[key]
+
+
+def _op_key(o: HloOp) -> tuple:
+    """What the per-op quantities depend on (not the op's name or metadata)."""
+    return (o.opcode, o.fusion_kind, o.fused_opcodes, o.result, o.operands, o.flops,
+            o.transcendentals, o.bytes_accessed, o.dot_dims, o.custom_kind)
+
+
+_DEFAULT = object()
 
 
 class Predictor:
     """``Predictor(target, model).predict(cfg, workload)``; ``model=None`` gives the analytic
-    (uncalibrated) prediction."""
+    (uncalibrated) prediction. ``exact=None`` composes on CPU and is exact on TPU targets;
+    ``table=None`` ignores the shipped op-list table."""
 
     def __init__(self, target: str = "cpu", model: LatencyModel | None = None, *,
-                 cache: OpListCache | None = None):
+                 cache: OpListCache | None = None, exact: bool | None = None,
+                 table: ShippedOpLists | None = _DEFAULT):
         self.target = target
         self.model = model
         self.spec = model.spec if model is not None else spec_for(target)
         self.cache = cache
+        self.exact = (target != "cpu") if exact is None else bool(exact)
+        self.table = ShippedOpLists.default(target) if table is _DEFAULT else table
         self._sigs: dict[tuple, _Sig] = {}
+        self._programs: dict[tuple, dict[str, float]] = {}
+        self._op_memo: dict[tuple, tuple[float, float]] = {}
         self.compiles = 0
+        self.compile_s = 0.0
 
+    # -- op lists ---------------------------------------------------------------------------
     def _compile_ops(self, cfg: StudentConfig, wl: Workload) -> list[HloOp]:
         if self.cache is not None:
             ops = self.cache.get(self.target, cfg, wl)
             if ops is not None:
                 return ops
+        if self.table is not None:
+            ops = self.table.get(self.target, cfg, wl)
+            if ops is not None:
+                return ops
         self.compiles += 1
+        t0 = time.perf_counter()
         if self.target == "cpu":
             from .program import ANALYSIS_OPTIONS, compile_local
             ops = executed_ops(compile_local(cfg, wl, compiler_options=ANALYSIS_OPTIONS)
@@ -77,33 +117,63 @@ class Predictor:
         else:
             from .aot import compile_tpu
             ops = executed_ops(compile_tpu(cfg, wl, self.target).hlo_text)
+        self.compile_s += time.perf_counter() - t0
         if self.cache is not None:
             self.cache.put(self.target, cfg, wl, ops)
         return ops
 
     def _totals(self, ops: list[HloOp]) -> dict[str, float]:
+        memo = self._op_memo
+        keys = [_op_key(o) for o in ops]
+        new = {k: o for k, o in zip(keys, ops) if k not in memo}
+        if new:
+            new_ops = list(new.values())
+            pred = (self.model.predict_ops_us(new_ops) if self.model is not None
+                    else np.full(len(new_ops), math.nan))
+            for k, o, p in zip(new, new_ops, pred):
+                memo[k] = (self.spec.roofline_s(o.flops, o.bytes_accessed), float(p))
         cycles = [o.estimated_cycles for o in ops if not math.isnan(o.estimated_cycles)]
         return {"n_ops": float(len(ops)),
                 "flops": sum(o.flops for o in ops),
                 "bytes_accessed": sum(o.bytes_accessed for o in ops),
-                "roofline_s": sum(self.spec.roofline_s(o.flops, o.bytes_accessed) for o in ops),
+                "roofline_s": sum(memo[k][0] for k in keys),
                 "xla_cycles": float(sum(cycles)) if cycles else math.nan,
-                "pred_us": (float(self.model.predict_ops_us(ops).sum())
-                            if self.model is not None else math.nan)}
+                "pred_us": sum(memo[k][1] for k in keys)}
 
+    def program_totals(self, cfg: StudentConfig, wl: Workload) -> dict[str, float]:
+        """Totals of one compiled program (``cfg`` with its own number of layers)."""
+        key = (cfg, wl)
+        t = self._programs.get(key)
+        if t is None:
+            t = self._programs[key] = self._totals(self._compile_ops(cfg, wl))
+        return t
+
+    # -- signatures -------------------------------------------------------------------------
     def _sig(self, cfg: StudentConfig, wl: Workload) -> _Sig:
         key = (cfg.replace(num_layers=1), wl)
         sig = self._sigs.get(key)
         if sig is None:
             wl.check(cfg)
-            sig = self._sigs[key] = _Sig({n: self._totals(
-                self._compile_ops(cfg.replace(num_layers=n), wl)) for n in (1, 2, 3)})
+            acc = [dict.fromkeys(QUANTITIES, 0.0) for _ in range(3)]
+            for prog, weights in parts.plan(key[0], exact=self.exact).items():
+                t = self.program_totals(prog, wl)
+                for d, w in zip(acc, weights):
+                    if w:      # 0 * nan (XLA cycles on CPU) must not poison a total
+                        for q in QUANTITIES:
+                            d[q] += w * t[q]
+            sig = self._sigs[key] = _Sig(*acc)
         return sig
 
     def op_list_totals(self, cfg: StudentConfig, wl: Workload) -> dict[str, float]:
-        """Totals of the extrapolated op list (flops, bytes, ops) for checks and baselines."""
+        """Totals of the extrapolated (composed) op list (flops, bytes, ops) for checks and
+        baselines."""
         s, L = self._sig(cfg, wl), cfg.num_layers
         return {k: s.ext(L, k) for k in ("flops", "bytes_accessed", "n_ops")}
+
+    def totals(self, cfg: StudentConfig, wl: Workload) -> dict[str, float]:
+        """Every summed quantity at ``cfg.num_layers`` (incl. the learned op-time sum)."""
+        s, L = self._sig(cfg, wl), cfg.num_layers
+        return {k: s.ext(L, k) for k in QUANTITIES}
 
     def predict(self, cfg: StudentConfig, wl: Workload) -> Prediction:
         s, L = self._sig(cfg, wl), cfg.num_layers
@@ -116,3 +186,11 @@ class Predictor:
 
     def predict_many(self, cfgs: list[StudentConfig], wl: Workload) -> list[Prediction]:
         return [self.predict(c, wl) for c in cfgs]
+
+    def stats(self) -> dict:
+        """Distinct signatures and programs seen, compiles and where op lists came from."""
+        src = lambda s: {"hits": s.hits, "misses": s.misses} if s is not None else None  # noqa: E731
+        return {"method": "exact" if self.exact else "composed",
+                "signatures": len(self._sigs), "programs": len(self._programs),
+                "compiles": self.compiles, "compile_s": self.compile_s,
+                "disk_cache": src(self.cache), "shipped_table": src(self.table)}
