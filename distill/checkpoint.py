@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from measurements.errors import HwdistillError
+
 from .config import StudentConfig
 from .model import Encoder, abstract_encoder
 
@@ -34,7 +36,7 @@ _IGNORED_PREFIXES = ("cls.", "classifier.", "qa_outputs.", "lm_head.")
 _IGNORED = ("embeddings.position_ids",)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(HwdistillError, ValueError):
     """A checkpoint directory is missing, truncated or does not match its config."""
 
 

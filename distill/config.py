@@ -14,6 +14,7 @@ import json
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
+from measurements.errors import InputError
 
 __all__ = ["StudentConfig", "Workload", "PRESETS", "load_arch", "derivable", "ACTIVATIONS", "NORMS",
            "DTYPES"]
@@ -55,37 +56,37 @@ class StudentConfig:
         for name in ints:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"StudentConfig.{name}={v!r}: must be a positive integer")
+                raise InputError(f"StudentConfig.{name}={v!r}: must be a positive integer")
         for name in ("embedding_size", "intra_size"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
-                raise ValueError(f"StudentConfig.{name}={v!r}: must be a positive integer or "
+                raise InputError(f"StudentConfig.{name}={v!r}: must be a positive integer or "
                                  "None (None means: not used)")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"StudentConfig.activation={self.activation!r}: expected one of "
+            raise InputError(f"StudentConfig.activation={self.activation!r}: expected one of "
                              f"{ACTIVATIONS}")
         if self.normalization not in NORMS:
-            raise ValueError(f"StudentConfig.normalization={self.normalization!r}: expected one "
+            raise InputError(f"StudentConfig.normalization={self.normalization!r}: expected one "
                              f"of {NORMS}")
         if self.intra_size is not None and self.intra_size > self.hidden_size:
-            raise ValueError(f"StudentConfig.intra_size={self.intra_size} is larger than "
+            raise InputError(f"StudentConfig.intra_size={self.intra_size} is larger than "
                              f"hidden_size={self.hidden_size}: a bottleneck must not widen; "
                              "swap them or set intra_size=None")
         if self.embedding_size is not None and self.embedding_size > self.hidden_size:
-            raise ValueError(f"StudentConfig.embedding_size={self.embedding_size} is larger than "
+            raise InputError(f"StudentConfig.embedding_size={self.embedding_size} is larger than "
                              f"hidden_size={self.hidden_size}; factorised embeddings are "
                              "narrower than the hidden size (or None)")
         if self.kq_shared_bottleneck and self.intra_size is None:
-            raise ValueError("StudentConfig.kq_shared_bottleneck=True needs a bottleneck: set "
+            raise InputError("StudentConfig.kq_shared_bottleneck=True needs a bottleneck: set "
                              "intra_size (e.g. hidden_size // 4) or kq_shared_bottleneck=False")
         width = self.attention_size
         if width % self.num_heads:
             field = "intra_size" if self.intra_size else "hidden_size"
             divisors = [h for h in range(1, min(width, 64) + 1) if width % h == 0]
-            raise ValueError(f"StudentConfig.num_heads={self.num_heads} does not divide "
+            raise InputError(f"StudentConfig.num_heads={self.num_heads} does not divide "
                              f"{field}={width}; choose num_heads from {divisors}")
         if not (isinstance(self.layer_norm_eps, float) and 0 < self.layer_norm_eps < 1):
-            raise ValueError(f"StudentConfig.layer_norm_eps={self.layer_norm_eps!r}: must be a "
+            raise InputError(f"StudentConfig.layer_norm_eps={self.layer_norm_eps!r}: must be a "
                              "float in (0, 1)")
 
     # -- derived ----------------------------------------------------------------------------
@@ -121,7 +122,7 @@ class StudentConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - fields
         if unknown:
-            raise ValueError(f"unknown architecture field(s) {sorted(unknown)}; known fields: "
+            raise InputError(f"unknown architecture field(s) {sorted(unknown)}; known fields: "
                              f"{sorted(fields)}")
         return cls(**d)
 
@@ -132,14 +133,14 @@ class StudentConfig:
             return cls.from_dict(hf["hwdistill"])
         mt = hf.get("model_type", "bert")
         if mt != "bert":
-            raise ValueError(f"config.json has model_type={mt!r}; hwdistill loads 'bert' "
+            raise InputError(f"config.json has model_type={mt!r}; hwdistill loads 'bert' "
                              "checkpoints and its own students")
         act = hf.get("hidden_act", "gelu")
         if act not in ACTIVATIONS:
-            raise ValueError(f"config.json hidden_act={act!r} is not supported; expected one "
+            raise InputError(f"config.json hidden_act={act!r} is not supported; expected one "
                              f"of {ACTIVATIONS}")
         if hf.get("position_embedding_type", "absolute") != "absolute":
-            raise ValueError("only absolute position embeddings are supported; config.json has "
+            raise InputError("only absolute position embeddings are supported; config.json has "
                              f"position_embedding_type={hf['position_embedding_type']!r}")
         return cls(num_layers=hf["num_hidden_layers"], hidden_size=hf["hidden_size"],
                    num_heads=hf["num_attention_heads"], ffn_size=hf["intermediate_size"],
@@ -174,27 +175,27 @@ class Workload:
         for name in ("batch_size", "seq_len"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"Workload.{name}={v!r}: must be a positive integer")
+                raise InputError(f"Workload.{name}={v!r}: must be a positive integer")
         if self.dtype not in DTYPES:
-            raise ValueError(f"Workload.dtype={self.dtype!r}: expected one of {DTYPES}")
+            raise InputError(f"Workload.dtype={self.dtype!r}: expected one of {DTYPES}")
 
     @classmethod
     def parse(cls, text: str) -> "Workload":
         """``"8,128"`` or ``"8,128,bfloat16"`` (batch, sequence length[, dtype])."""
         parts = [p.strip() for p in str(text).split(",")]
         if len(parts) not in (2, 3):
-            raise ValueError(f"workload {text!r}: expected BATCH,SEQ_LEN[,DTYPE], e.g. 8,128 or "
+            raise InputError(f"workload {text!r}: expected BATCH,SEQ_LEN[,DTYPE], e.g. 8,128 or "
                              "8,128,bfloat16")
         try:
             b, s = int(parts[0]), int(parts[1])
         except ValueError:
-            raise ValueError(f"workload {text!r}: batch and sequence length must be integers, "
+            raise InputError(f"workload {text!r}: batch and sequence length must be integers, "
                              "e.g. 8,128") from None
         return cls(b, s, *parts[2:])
 
     def check(self, config: StudentConfig) -> None:
         if self.seq_len > config.max_positions:
-            raise ValueError(f"Workload.seq_len={self.seq_len} exceeds the model's "
+            raise InputError(f"Workload.seq_len={self.seq_len} exceeds the model's "
                              f"max_positions={config.max_positions}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -296,5 +297,5 @@ def load_arch(spec: str | Path) -> StudentConfig:
         return StudentConfig.from_dict(data)
     if path.is_dir() and (path / "config.json").is_file():
         return StudentConfig.from_hf_config(json.loads((path / "config.json").read_text()))
-    raise ValueError(f"architecture {text!r} is neither a preset ({', '.join(PRESETS)}), a "
+    raise InputError(f"architecture {text!r} is neither a preset ({', '.join(PRESETS)}), a "
                      "JSON/TOML file, a checkpoint directory, nor inline JSON")

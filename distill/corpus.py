@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from measurements.errors import InputError, MissingError
+
 from .data import read_corpus, read_task, resolve, split_sentences
 
 __all__ = ["data_dir", "distillation_pairs", "distillation_texts", "task_split", "SHIPPED_DATA"]
@@ -25,13 +27,13 @@ def data_dir(path: str | Path | None = None) -> Path:
     STS-B evaluation; SST-2 and other GLUE tasks need a folder of your own)."""
     if path is not None:
         if not Path(path).is_dir():
-            raise FileNotFoundError(f"data directory {path} does not exist; pass --data-dir DIR "
+            raise MissingError(f"data directory {path} does not exist; pass --data-dir DIR "
                                     "with stsb/, sst2/ and wikitext2_raw/ inside")
         return Path(path)
     env = os.environ.get("HWDISTILL_DATA")
     if env:
         if not Path(env).is_dir():
-            raise FileNotFoundError(f"HWDISTILL_DATA={env} is not a directory; point it (or "
+            raise MissingError(f"HWDISTILL_DATA={env} is not a directory; point it (or "
                                     "--data-dir) to a folder with stsb/, sst2/, wikitext2_raw/")
         return Path(env)
     return SHIPPED_DATA
@@ -58,10 +60,10 @@ def _exists(path: Path) -> bool:
 def task_split(task: str, split: str, root: str | Path | None = None):
     key = (task, split)
     if key not in _FILES:
-        raise ValueError(f"no {split} split of {task!r} known; available: {sorted(_FILES)}")
+        raise InputError(f"no {split} split of {task!r} known; available: {sorted(_FILES)}")
     d = data_dir(root)
     if d == SHIPPED_DATA and not _exists(d / _FILES[key]):
-        raise FileNotFoundError(
+        raise MissingError(
             f"{task} {split} is not among the data shipped with hwdistill (STS-B and WikiText-2 "
             f"only); pass --data-dir DIR (or set HWDISTILL_DATA) to a folder holding "
             f"{_FILES[key]}")

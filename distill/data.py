@@ -14,6 +14,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from measurements.errors import InputError, MissingError
+
 from .tokenizer import TextEncoder
 
 __all__ = ["Example", "read_corpus", "resolve", "open_text", "read_task", "TASKS", "batches", "batch_indices",
@@ -38,7 +40,7 @@ def resolve(path: str | Path) -> Path:
     gz = p.with_name(p.name + ".gz")
     if gz.is_file():
         return gz
-    raise FileNotFoundError(f"no data file {p} (nor {gz.name})")
+    raise MissingError(f"no data file {p} (nor {gz.name})")
 
 
 def open_text(path: str | Path, *, encoding: str = "utf-8", newline: str | None = None):
@@ -70,7 +72,7 @@ def read_corpus(path: str | Path, *, sentences: bool = True,
             if max_lines and len(out) >= max_lines:
                 return out[:max_lines]
     if not out:
-        raise ValueError(f"corpus {path} has no text lines")
+        raise InputError(f"corpus {path} has no text lines")
     return out
 
 
@@ -102,7 +104,7 @@ def _labelled(path: Path, a: str, b: str | None, label: str, mapping=None,
         ia, il = cols.index(a), cols.index(label)
         ib = cols.index(b) if b else None
     except ValueError:
-        raise ValueError(f"{path}: expected columns {a!r}, {b!r}, {label!r}; found {cols}") from None
+        raise InputError(f"{path}: expected columns {a!r}, {b!r}, {label!r}; found {cols}") from None
     out = []
     for r in rows:
         if len(r) < len(cols):
@@ -129,14 +131,14 @@ TASKS = {
 def read_task(task: str, path: str | Path) -> list[Example]:
     """Examples of a GLUE-style task file (see :data:`TASKS`)."""
     if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; known: {sorted(TASKS)}")
+        raise InputError(f"unknown task {task!r}; known: {sorted(TASKS)}")
     try:
         p = resolve(path)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{task} file {path} does not exist") from None
+        raise MissingError(f"{task} file {path} does not exist") from None
     out = TASKS[task](Path(path))
     if not out:
-        raise ValueError(f"{p} holds no {task} examples: is it the right file?")
+        raise InputError(f"{p} holds no {task} examples: is it the right file?")
     return out
 
 

@@ -55,6 +55,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from measurements.errors import InputError
+
 from .config import StudentConfig, derivable
 from .model import Encoder, _act, init_encoder
 
@@ -83,7 +85,7 @@ def default_layers(student_layers: int, teacher_layers: int) -> list[int]:
 
 def _spread(s: int, t: int) -> list[int]:
     if not 0 < s <= t:
-        raise ValueError(f"cannot keep {s} of {t} teacher layers")
+        raise InputError(f"cannot keep {s} of {t} teacher layers")
     if s == 1:
         return [t - 1]
     return sorted({int(np.floor(i * (t - 1) / (s - 1) + 0.5)) for i in range(s)})
@@ -187,15 +189,15 @@ def plan_derivation(config: StudentConfig, teacher: Encoder, *,
     """Choose layers, heads, FFN units and the width basis (see the module docstring)."""
     reason = derivable(config, teacher.config)
     if reason:
-        raise ValueError(reason)
+        raise InputError(reason)
     tcfg = teacher.config
     layers = tuple(default_layers(config.num_layers, tcfg.num_layers) if layers is None
                    else (int(l) for l in layers))
     if len(layers) != config.num_layers or not all(0 <= l < tcfg.num_layers for l in layers):
-        raise ValueError(f"layers={list(layers)}: need {config.num_layers} teacher layers in "
+        raise InputError(f"layers={list(layers)}: need {config.num_layers} teacher layers in "
                          f"0..{tcfg.num_layers - 1}")
     if basis not in BASES:
-        raise ValueError(f"basis={basis!r}: expected one of {BASES}")
+        raise InputError(f"basis={basis!r}: expected one of {BASES}")
     stats = _trace(teacher, batch) if batch is not None else None
     nh, d = tcfg.num_heads, tcfg.head_size
     heads, units = [], []

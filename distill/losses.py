@@ -13,6 +13,7 @@ from __future__ import annotations
 
 
 import jax.numpy as jnp
+from measurements.errors import InputError
 
 __all__ = ["embedding_mse", "embedding_cosine", "hidden_mse", "attention_kl", "layer_map",
            "similarity_mse"]
@@ -55,16 +56,16 @@ def layer_map(student_layers: int, teacher_layers: int, mode: str = "uniform") -
     ``uniform``: student layer i <- teacher layer ceil(i * T / S) (TinyBERT's g(m) = m * T/S);
     ``last``: the last S teacher layers."""
     if student_layers <= 0 or teacher_layers <= 0:
-        raise ValueError(f"layer counts must be positive: {student_layers}, {teacher_layers}")
+        raise InputError(f"layer counts must be positive: {student_layers}, {teacher_layers}")
     if mode == "uniform":
         return [max(1, round(i * teacher_layers / student_layers))
                 for i in range(1, student_layers + 1)]
     if mode == "last":
         if student_layers > teacher_layers:
-            raise ValueError(f"mode 'last' needs student_layers <= teacher_layers; got "
+            raise InputError(f"mode 'last' needs student_layers <= teacher_layers; got "
                              f"{student_layers} > {teacher_layers}")
         return list(range(teacher_layers - student_layers + 1, teacher_layers + 1))
-    raise ValueError(f"unknown layer map mode {mode!r}; expected 'uniform' or 'last'")
+    raise InputError(f"unknown layer map mode {mode!r}; expected 'uniform' or 'last'")
 
 
 

@@ -23,6 +23,7 @@ The row count is rounded up to a multiple of ``row_multiple`` so jit sees few di
 from __future__ import annotations
 
 import numpy as np
+from measurements.errors import InputError
 
 __all__ = ["first_fit_decreasing", "pack_batch", "is_packed", "unpack_tokens"]
 
@@ -36,7 +37,7 @@ def first_fit_decreasing(lengths, capacity: int) -> list[list[int]]:
     lengths = [int(n) for n in lengths]
     bad = [n for n in lengths if n < 0 or n > capacity]
     if bad:
-        raise ValueError(f"item length {bad[0]} does not fit bins of capacity {capacity}")
+        raise InputError(f"item length {bad[0]} does not fit bins of capacity {capacity}")
     bins: list[list[int]] = []
     room: list[int] = []
     for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
@@ -62,20 +63,20 @@ def pack_batch(batch: dict[str, np.ndarray], row_len: int, *, row_multiple: int 
     (right-padded, as :class:`~distill.tokenizer.TextEncoder` makes them) into rows of
     ``row_len`` tokens. Sentences longer than ``row_len`` are an error (truncate first)."""
     if row_len <= 0 or row_multiple <= 0:
-        raise ValueError(f"row_len={row_len} and row_multiple={row_multiple} must be > 0")
+        raise InputError(f"row_len={row_len} and row_multiple={row_multiple} must be > 0")
     ids = np.asarray(batch["input_ids"])
     mask = np.asarray(batch["attention_mask"])
     tt = np.asarray(batch.get("token_type_ids", np.zeros_like(ids)))
     if ids.ndim != 2 or mask.shape != ids.shape or tt.shape != ids.shape:
-        raise ValueError(f"expected (B, T) input_ids/attention_mask/token_type_ids; got "
+        raise InputError(f"expected (B, T) input_ids/attention_mask/token_type_ids; got "
                          f"{ids.shape}, {mask.shape}, {tt.shape}")
     lengths = mask.sum(1).astype(int)
     # right padding: the mask must be 1...1 0...0 in every row
     if not np.array_equal(mask.astype(bool), np.arange(ids.shape[1])[None] < lengths[:, None]):
-        raise ValueError("attention_mask is not right-padded (1s then 0s in every row); "
+        raise InputError("attention_mask is not right-padded (1s then 0s in every row); "
                          "pack_batch needs the tokenizer's padded layout")
     if lengths.max(initial=0) > row_len:
-        raise ValueError(f"a sentence of {lengths.max()} tokens does not fit rows of {row_len}; "
+        raise InputError(f"a sentence of {lengths.max()} tokens does not fit rows of {row_len}; "
                          f"truncate the batch to {row_len} tokens first")
     bins = first_fit_decreasing(lengths, row_len)
     rows = max(1, -(-len(bins) // row_multiple) * row_multiple)

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 from tokenizers import Tokenizer
 from tokenizers.implementations import BertWordPieceTokenizer
+from measurements.errors import InputError, MissingError
 
 __all__ = ["TextEncoder", "load_tokenizer"]
 
@@ -20,7 +21,7 @@ class TextEncoder:
 
     def __init__(self, tokenizer: Tokenizer, *, max_len: int = 128, pad_multiple: int = 16):
         if max_len <= 0 or pad_multiple <= 0:
-            raise ValueError(f"max_len={max_len} and pad_multiple={pad_multiple} must be > 0")
+            raise InputError(f"max_len={max_len} and pad_multiple={pad_multiple} must be > 0")
         self.tok = tokenizer
         self.max_len, self.pad_multiple = max_len, pad_multiple
         self.tok.no_padding()
@@ -32,7 +33,7 @@ class TextEncoder:
         if isinstance(texts, str):
             raise TypeError("pass a list of strings, not a single string")
         if pairs is not None and len(pairs) != len(texts):
-            raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
+            raise InputError(f"{len(texts)} texts but {len(pairs)} pairs")
         encs = (self.tok.encode_batch(list(zip(texts, pairs))) if pairs is not None
                 else self.tok.encode_batch(list(texts)))
         longest = max((len(e.ids) for e in encs), default=1)
@@ -60,6 +61,6 @@ def load_tokenizer(directory: str | Path, *, max_len: int = 128) -> TextEncoder:
             lower = json.loads((d / "tokenizer_config.json").read_text()).get("do_lower_case", True)
         tok = BertWordPieceTokenizer(str(d / "vocab.txt"), lowercase=lower)._tokenizer
     else:
-        raise FileNotFoundError(f"{d} has no tokenizer.json or vocab.txt; copy the teacher's "
+        raise MissingError(f"{d} has no tokenizer.json or vocab.txt; copy the teacher's "
                                 "tokenizer files into the checkpoint directory")
     return TextEncoder(tok, max_len=max_len)

@@ -32,6 +32,8 @@ import numpy as np
 import optax
 from flax import nnx
 
+from measurements.errors import InputError
+
 from . import losses
 from .checkpoint import save_encoder
 from .config import StudentConfig
@@ -81,15 +83,15 @@ class DistillConfig:
 
     def __post_init__(self):
         if self.steps <= 0 or self.batch_size <= 1 or self.max_len <= 0:
-            raise ValueError(f"steps, batch_size (>1) and max_len must be positive: {self}")
+            raise InputError(f"steps, batch_size (>1) and max_len must be positive: {self}")
         if self.pair_every < 0:
-            raise ValueError(f"pair_every={self.pair_every} must be >= 0 (0: no pair batches)")
+            raise InputError(f"pair_every={self.pair_every} must be >= 0 (0: no pair batches)")
         if self.init not in INITS:
-            raise ValueError(f"DistillConfig.init={self.init!r}: expected one of {INITS} "
+            raise InputError(f"DistillConfig.init={self.init!r}: expected one of {INITS} "
                              "('derived': the student cut out of the teacher, distill.derive)")
         if self.w_embed_mse + self.w_similarity + self.w_cosine + self.w_hidden + \
                 self.w_attention <= 0:
-            raise ValueError("all loss weights are zero: nothing to distil")
+            raise InputError("all loss weights are zero: nothing to distil")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +178,7 @@ class _Stream:
         self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
         self.epoch, self.groups = 0, batch_indices(lengths, batch_size, seed=seed, epoch=0)
         if not self.groups:
-            raise ValueError(f"{len(lengths)} texts give no full batch of {batch_size}")
+            raise InputError(f"{len(lengths)} texts give no full batch of {batch_size}")
         self.per_epoch = len(self.groups)
 
     def group(self, k: int) -> list[int]:
@@ -198,7 +200,7 @@ class Distiller:
         self.cfg, self.tok, self.teacher = cfg, tokenizer, teacher
         tcfg = teacher.config
         if student_cfg.vocab_size != tcfg.vocab_size:
-            raise ValueError(f"student vocab_size={student_cfg.vocab_size} differs from the "
+            raise InputError(f"student vocab_size={student_cfg.vocab_size} differs from the "
                              f"teacher's {tcfg.vocab_size}; they must share the tokenizer")
         self.mapping = losses.layer_map(student_cfg.num_layers, tcfg.num_layers, cfg.layer_map)
         plan = None
@@ -333,11 +335,11 @@ class Distiller:
                 saved = [f.get_tensor(k) for k in sorted(f.keys())]
             step, train_s = int(meta["step"]), float(meta["train_s"])
         except Exception as e:
-            raise ValueError(f"training checkpoint {path} is corrupt ({type(e).__name__}: "
+            raise InputError(f"training checkpoint {path} is corrupt ({type(e).__name__}: "
                              f"{e}); delete it to start over") from e
         leaves, treedef = jax.tree.flatten((self.params, self.opt_state))
         if len(saved) != len(leaves) or any(a.shape != b.shape for a, b in zip(saved, leaves)):
-            raise ValueError(f"training checkpoint {path} belongs to another student or "
+            raise InputError(f"training checkpoint {path} belongs to another student or "
                              "configuration (its tensors do not match); use another --out or "
                              "delete it to start over")
         self.params, self.opt_state = jax.tree.unflatten(
@@ -369,7 +371,7 @@ class Distiller:
         streams = {"texts": _Stream([len(t) for t in texts], cfg.batch_size, cfg.seed)}
         if cfg.pair_every:
             if not pairs:
-                raise ValueError(f"DistillConfig.pair_every={cfg.pair_every} needs sentence "
+                raise InputError(f"DistillConfig.pair_every={cfg.pair_every} needs sentence "
                                  "pairs: pass pairs=distill.corpus.distillation_pairs(...)")
             streams["pairs"] = _Stream([len(a) + len(b) for a, b in pairs], cfg.batch_size,
                                        cfg.seed)

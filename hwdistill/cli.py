@@ -11,6 +11,8 @@ import importlib
 import os
 import sys
 
+from measurements.errors import HwdistillError
+
 # libtpu is installed for ahead-of-time TPU compiles; with JAX_PLATFORMS unset JAX probes it
 # and jax.profiler tracing segfaults on a host without a TPU (measured, see docs/architecture.md).
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -46,7 +48,7 @@ Every command explains itself: hwdistill COMMAND --help.
 The store defaults to ./hwdistill.db (or $HWDISTILL_STORE)."""
 
 
-class CommandError(Exception):
+class CommandError(HwdistillError):
     """A user-facing error: printed without a traceback, exit status 2."""
 
 
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; everything already recorded is kept in the store", file=sys.stderr)
         return 130
-    except (CommandError, ValueError, FileNotFoundError, RuntimeError) as e:
+    except HwdistillError as e:      # a user error: one line; anything else is a bug (traceback)
         if os.environ.get("HWDISTILL_DEBUG"):
             raise
         print(f"hwdistill {args.command}: error: {e}", file=sys.stderr)

@@ -34,12 +34,13 @@ import multiprocessing
 import time
 import traceback
 from typing import Any, Callable, Iterator, Mapping
+from .errors import HwdistillError
 
 __all__ = ["Job", "JobResult", "Executor", "LocalExecutor", "ProcessExecutor", "RayExecutor",
            "ExecutorError", "run_job"]
 
 
-class ExecutorError(RuntimeError):
+class ExecutorError(HwdistillError, RuntimeError):
     """An executor cannot run what it was given (bad job, closed executor)."""
 
 

@@ -13,11 +13,12 @@ import json
 import os
 import platform as _platform
 from importlib import metadata
+from .errors import HwdistillError, InputError
 
 __all__ = ["HardwareFingerprint", "FingerprintMismatchError", "detect", "check_compatible"]
 
 
-class FingerprintMismatchError(ValueError):
+class FingerprintMismatchError(HwdistillError, ValueError):
     """Records from different hardware/software were about to be mixed."""
 
 
@@ -54,12 +55,12 @@ class HardwareFingerprint:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValueError(f"fingerprint JSON is corrupt ({e}): {text[:80]!r}") from e
+            raise InputError(f"fingerprint JSON is corrupt ({e}): {text[:80]!r}") from e
         fields = {f.name for f in dataclasses.fields(cls)}
         missing = fields - set(data) - {"libtpu_version", "xla_flags"}
         unknown = set(data) - fields
         if missing or unknown:
-            raise ValueError(
+            raise InputError(
                 f"fingerprint JSON has missing fields {sorted(missing)} / unknown fields "
                 f"{sorted(unknown)}; expected {sorted(fields)}. Was it written by another "
                 "hwdistill version?")

@@ -12,6 +12,7 @@ import math
 import numbers
 import time
 from typing import Any, Mapping
+from .errors import InputError
 
 __all__ = ["OpTiming", "LatencyRecord", "Trial", "TRIAL_STATUS_RANK", "canonical_json",
            "content_key"]
@@ -110,38 +111,38 @@ class Trial:
 
     def __post_init__(self):
         if not isinstance(self.run_id, str) or not self.run_id:
-            raise ValueError(f"Trial.run_id={self.run_id!r}; expected a non-empty string")
+            raise InputError(f"Trial.run_id={self.run_id!r}; expected a non-empty string")
         for name in ("index", "round"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
-                raise ValueError(f"Trial.{name}={v!r}; expected an integer >= 0 (trials of a "
+                raise InputError(f"Trial.{name}={v!r}; expected an integer >= 0 (trials of a "
                                  "run are numbered 0, 1, 2, ...)")
             object.__setattr__(self, name, int(v))
         if not isinstance(self.source, str) or not self.source:
-            raise ValueError(f"Trial.source={self.source!r}; say why the candidate was "
+            raise InputError(f"Trial.source={self.source!r}; say why the candidate was "
                              "proposed, e.g. 'initial', 'acquisition' or 'import'")
         if self.status not in self.STATUSES:
-            raise ValueError(f"Trial.status={self.status!r}; expected one of {self.STATUSES}")
+            raise InputError(f"Trial.status={self.status!r}; expected one of {self.STATUSES}")
         if not isinstance(self.values, Mapping):
-            raise ValueError(f"Trial.values={self.values!r}; expected a mapping of names to "
+            raise InputError(f"Trial.values={self.values!r}; expected a mapping of names to "
                              "floats, e.g. {'f0': 0.3, 'g0': -1.0}")
         values = {}
         for k, v in self.values.items():
             if (not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, numbers.Real)
                     or math.isinf(v)):
-                raise ValueError(f"Trial.values[{k!r}]={v!r}; values are finite floats (or NaN "
+                raise InputError(f"Trial.values[{k!r}]={v!r}; values are finite floats (or NaN "
                                  "for a missing one) keyed by name. A failed evaluation is "
                                  "status='failed' with provenance['error'], not an infinite value")
             values[k] = float(v)
         object.__setattr__(self, "values", values)
         if not isinstance(self.provenance, Mapping):
-            raise ValueError(f"Trial.provenance={self.provenance!r}; expected a mapping, e.g. "
+            raise InputError(f"Trial.provenance={self.provenance!r}; expected a mapping, e.g. "
                              "{'f0': 'measured', 'cost_s': 1.5}")
         for name in ("x", "provenance"):
             try:  # the JSON form is what the store keeps (tuples become lists, ...)
                 object.__setattr__(self, name, json.loads(canonical_json(getattr(self, name))))
             except (TypeError, ValueError) as e:
-                raise ValueError(f"Trial.{name}={getattr(self, name)!r} is not JSON ({e}); use "
+                raise InputError(f"Trial.{name}={getattr(self, name)!r} is not JSON ({e}); use "
                                  "lists, dicts, strings and numbers (e.g. array.tolist())") from e
 
     @property

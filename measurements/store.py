@@ -28,6 +28,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from .fingerprint import FingerprintMismatchError, HardwareFingerprint, check_compatible
 from .records import (TRIAL_STATUS_RANK, LatencyRecord, OpTiming, Trial, canonical_json,
                       content_key, from_row, to_row)
+from .errors import HwdistillError, InputError
 
 __all__ = ["Store", "StoreError", "StoreSchemaError", "TrialStatusError", "SCHEMA_VERSION",
            "DEFAULT_STORE", "resolve_location"]
@@ -109,7 +110,7 @@ _TABLES = {"op_timings": OpTiming, "latencies": LatencyRecord, "trials": Trial}
 TABLES = ("fingerprints", "runs", *_TABLES, "search_state")
 
 
-class StoreError(RuntimeError):
+class StoreError(HwdistillError, RuntimeError):
     """The store cannot be used as asked (corrupt file, wrong fingerprint, ...)."""
 
 
@@ -417,7 +418,7 @@ class Store:
         nothing: a finished evaluation is never rewritten.
         """
         if status not in Trial.STATUSES:
-            raise ValueError(f"status={status!r}; expected one of {Trial.STATUSES}")
+            raise InputError(f"status={status!r}; expected one of {Trial.STATUSES}")
         index = operator.index(index)  # a numpy integer is fine, a float is not
         with self._transaction() as db:
             row = db.execute('SELECT * FROM trials WHERE run_id = ? AND "index" = ?',
@@ -446,7 +447,7 @@ class Store:
     def trials(self, run_id: str | None = None, *, status: str | None = None) -> list[Trial]:
         """Trials ordered by run and index, optionally of one run and/or one status."""
         if status is not None and status not in Trial.STATUSES:
-            raise ValueError(f"status={status!r}; expected one of {Trial.STATUSES}")
+            raise InputError(f"status={status!r}; expected one of {Trial.STATUSES}")
         clauses, args = [], []
         for col, v in (("run_id", run_id), ("status", status)):
             if v is not None:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy import stats
+from .errors import InputError
 
 __all__ = ["TimingResult", "time_callable", "time_paired", "median_ci"]
 
@@ -101,7 +102,7 @@ def time_callable(fn: Callable, *args, warmup: int = 2, min_runs: int = 7,
     ``first_call_s`` and never counted.
     """
     if warmup < 0 or min_runs < 3 or max_runs < min_runs:
-        raise ValueError(f"need warmup >= 0 and 3 <= min_runs <= max_runs; got warmup={warmup}, "
+        raise InputError(f"need warmup >= 0 and 3 <= min_runs <= max_runs; got warmup={warmup}, "
                          f"min_runs={min_runs}, max_runs={max_runs}")
     compile_s = math.nan
     if hasattr(fn, "lower"):
@@ -148,7 +149,7 @@ def time_paired(fn: Callable, args: Sequence[Any], ref_fn: Callable, ref_args: S
     Returns (program samples, reference samples), in seconds, of equal length.
     """
     if min_runs < 3 or max_runs < min_runs or budget_s < 0:
-        raise ValueError(f"need 3 <= min_runs <= max_runs and budget_s >= 0; got min_runs="
+        raise InputError(f"need 3 <= min_runs <= max_runs and budget_s >= 0; got min_runs="
                          f"{min_runs}, max_runs={max_runs}, budget_s={budget_s}")
     for _ in range(warmup):
         _block(ref_fn(*ref_args))

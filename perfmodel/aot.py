@@ -14,6 +14,7 @@ import time
 import jax
 
 from distill import StudentConfig, Workload
+from measurements.errors import HwdistillError, InputError
 
 from .hardware import TPU_TOPOLOGY
 from .program import Compiled, cost_of, abstract_args, serving_fn
@@ -21,14 +22,14 @@ from .program import Compiled, cost_of, abstract_args, serving_fn
 __all__ = ["compile_tpu", "AotUnavailableError"]
 
 
-class AotUnavailableError(RuntimeError):
+class AotUnavailableError(HwdistillError, RuntimeError):
     """libtpu is missing or cannot compile for the requested topology."""
 
 
 @functools.lru_cache(maxsize=None)
 def _device(target: str):
     if target not in TPU_TOPOLOGY:
-        raise ValueError(f"unknown TPU target {target!r}; known: {', '.join(TPU_TOPOLOGY)}")
+        raise InputError(f"unknown TPU target {target!r}; known: {', '.join(TPU_TOPOLOGY)}")
     topo_name, accel = TPU_TOPOLOGY[target]
     os.environ.setdefault("TPU_ACCELERATOR_TYPE", accel)
     os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from measurements.errors import InputError
 
 __all__ = ["HardwareSpec", "TPU_SPECS", "spec_for", "probe_cpu", "TPU_TOPOLOGY"]
 
@@ -55,7 +56,7 @@ def spec_for(target: str) -> HardwareSpec:
         return TPU_SPECS[target]
     if target == "cpu":
         return probe_cpu()
-    raise ValueError(f"unknown hardware target {target!r}; known: cpu, {', '.join(TPU_SPECS)}")
+    raise InputError(f"unknown hardware target {target!r}; known: cpu, {', '.join(TPU_SPECS)}")
 
 
 _CPU_CACHE: dict[str, HardwareSpec] = {}

@@ -15,6 +15,7 @@ import math
 import re
 from collections import Counter
 from typing import Iterable
+from measurements.errors import HwdistillError
 
 __all__ = ["HloOp", "Shape", "HloParseError", "parse_hlo", "executed_ops", "DTYPE_BYTES"]
 
@@ -34,7 +35,7 @@ ELEMENTWISE = {"add", "subtract", "multiply", "divide", "maximum", "minimum", "c
                "real", "imag", "atan2", "stochastic-convert", "popcnt", "clz"}
 
 
-class HloParseError(ValueError):
+class HloParseError(HwdistillError, ValueError):
     """The HLO text could not be parsed."""
 
 

@@ -23,20 +23,51 @@ import xgboost as xgb
 from scipy.optimize import nnls
 
 from measurements import Store
+from measurements.errors import HwdistillError
 
 from .features import FEATURE_NAMES, FEATURE_SCHEMA, feature_matrix
 from .hardware import HardwareSpec
 from .hlo import HloOp
 from .sweep import PROFILE_TAG
 
-__all__ = ["LatencyModel", "fit_from_store", "ModelError", "ARTIFACT_VERSION"]
+__all__ = ["LatencyModel", "fit_from_store", "ModelError", "ARTIFACT_VERSION",
+           "default_model_dir", "missing_model_message", "SHIPPED_STORE"]
+
+# the profile store committed with the repository (present in a clone, not in a wheel)
+SHIPPED_STORE = Path(__file__).resolve().parent.parent / "benchmarks" / "store" / "cpu.db"
+
+
+def default_model_dir(fingerprint_id: str) -> Path:
+    """Where a machine's latency model lives by default, so that `hwdistill predict`,
+    `validate` and `search` find what `fit` (or `run`) wrote: ``$HWDISTILL_MODELS/FP`` (default
+    ``hwdistill-models/FP``, relative to the working directory)."""
+    import os
+    return Path(os.environ.get("HWDISTILL_MODELS", "hwdistill-models")) / fingerprint_id
+
+
+def missing_model_message(fingerprint_id: str) -> str:
+    """What to do when this machine has no latency model, naming the repository's profiled
+    store when it was profiled on this very machine."""
+    msg = (f"no latency model for this machine (fingerprint {fingerprint_id}) in "
+           f"{default_model_dir(fingerprint_id)}; run `hwdistill run` (profiles and fits one), "
+           "or `hwdistill profile` then `hwdistill fit`")
+    if SHIPPED_STORE.is_file():
+        try:
+            with Store(SHIPPED_STORE, readonly=True) as s:
+                here = fingerprint_id in {f.id for f in s.fingerprints()}
+        except Exception:   # noqa: BLE001 - a damaged shipped store only loses the hint
+            here = False
+        if here:
+            msg += (f"; the repository's store was profiled on this machine: `hwdistill fit "
+                    f"--store {SHIPPED_STORE}` fits from it in seconds")
+    return msg
 
 ARTIFACT_VERSION = 1
 XGB_PARAMS = dict(n_estimators=600, max_depth=7, learning_rate=0.05, subsample=0.9,
                   colsample_bytree=0.9, min_child_weight=2, reg_lambda=1.0)
 
 
-class ModelError(ValueError):
+class ModelError(HwdistillError, ValueError):
     """A model artifact is missing, corrupt, or for other hardware / another schema."""
 
 

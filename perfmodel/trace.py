@@ -20,12 +20,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from measurements.errors import HwdistillError
 
 __all__ = ["OpEvent", "OpStat", "TraceError", "load_trace", "parse_events", "op_stats",
            "xplane_to_trace_json"]
 
 
-class TraceError(ValueError):
+class TraceError(HwdistillError, ValueError):
     """A trace is corrupt or does not contain what was expected."""
 
 

@@ -24,6 +24,7 @@ from scipy import stats
 
 from distill import StudentConfig, Workload, load_arch
 from measurements import time_callable, time_paired
+from measurements.errors import InputError
 
 from .program import compile_local, concrete_args
 from .sweep import PROFILE_TAG
@@ -82,7 +83,7 @@ def parse_program(spec: str) -> tuple[StudentConfig, Workload]:
     """``"ARCH@BATCH,SEQ[,DTYPE]"`` (ARCH: a preset name or a JSON file) -> (config, workload)."""
     arch, sep, wl = spec.partition("@")
     if not sep or not arch or not wl:
-        raise ValueError(f"program {spec!r}: expected ARCH@WORKLOAD, e.g. bert-mini@8,128")
+        raise InputError(f"program {spec!r}: expected ARCH@WORKLOAD, e.g. bert-mini@8,128")
     return load_arch(arch), Workload.parse(wl)
 
 
@@ -154,7 +155,7 @@ def measure_interleaved(pairs: Sequence[tuple[StudentConfig, Workload]], *, roun
 def score(pred_ms: Sequence[float], meas_ms: Sequence[float]) -> dict[str, float]:
     p, m = np.asarray(pred_ms, float), np.asarray(meas_ms, float)
     if p.shape != m.shape or len(p) < 2:
-        raise ValueError(f"need matching prediction/measurement arrays of >= 2 entries; got "
+        raise InputError(f"need matching prediction/measurement arrays of >= 2 entries; got "
                          f"{p.shape} and {m.shape}")
     ape = np.abs(p - m) / m
     return {"n": int(len(p)), "mape": float(ape.mean()), "median_ape": float(np.median(ape)),

@@ -17,6 +17,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from measurements.errors import InputError
+
 from .gp import GP, fit_gp
 from .space import Candidate, SearchSpace
 
@@ -39,7 +41,7 @@ class AccuracyEstimate:
     def _raw(self, proxies: Sequence[Mapping[str, float]], cands: Sequence[Candidate]):
         missing = [f for f in self.features if any(f not in p for p in proxies)]
         if missing:
-            raise ValueError(f"proxy value(s) {missing} missing: the estimate was fitted on "
+            raise InputError(f"proxy value(s) {missing} missing: the estimate was fitted on "
                              f"{list(self.features)}")
         P = np.array([[float(p[f]) for f in self.features] for p in proxies], float)
         P = P.reshape(len(cands), len(self.features))
@@ -64,7 +66,7 @@ class AccuracyEstimate:
         """``records``: dicts with ``x`` (a candidate dict) and ``values`` (the proxies and the
         target, e.g. ``stsb``), as the proxy study stores its students."""
         if len(records) < 3:
-            raise ValueError(f"{len(records)} students cannot fit an estimate; run the proxy "
+            raise InputError(f"{len(records)} students cannot fit an estimate; run the proxy "
                              "study further (benchmarks/proxy_study.py)")
         cands = [Candidate.from_dict(r["x"]) for r in records]
         P, A = self._raw([r["values"] for r in records], cands)
@@ -84,7 +86,7 @@ class AccuracyEstimate:
     def predict(self, proxies: Sequence[Mapping[str, float]], cands: Sequence[Candidate]):
         """(mean, sd) of the target for candidates with these proxy values."""
         if self._gp is None:
-            raise ValueError("the estimate is not fitted: call fit() or load()")
+            raise InputError("the estimate is not fitted: call fit() or load()")
         m, v = self._gp.predict(self._design(*self._raw(proxies, cands)),
                                 observation_noise=True)
         return m, np.sqrt(v)
@@ -107,7 +109,7 @@ class AccuracyEstimate:
     def save(self, path: str | Path) -> Path:
         """The training students and settings (the GP is refitted on load: deterministic)."""
         if self._records is None:
-            raise ValueError("nothing to save: the estimate is not fitted")
+            raise InputError("nothing to save: the estimate is not fitted")
         p = Path(path)
         p.write_text(json.dumps({"features": list(self.features), "target": self.target,
                                  "seed": self.seed, "space": self.space.to_dict(),
@@ -123,8 +125,8 @@ class AccuracyEstimate:
                       int(d["seed"]))
             return est.fit(d["records"])
         except FileNotFoundError:
-            raise ValueError(f"accuracy estimate {p} does not exist; write one with "
+            raise InputError(f"accuracy estimate {p} does not exist; write one with "
                              "`python benchmarks/proxy_study.py --analyze`") from None
         except (KeyError, TypeError, json.JSONDecodeError) as e:
-            raise ValueError(f"accuracy estimate {p} is corrupt ({type(e).__name__}: {e}); "
+            raise InputError(f"accuracy estimate {p} is corrupt ({type(e).__name__}: {e}); "
                              "write it again with benchmarks/proxy_study.py --analyze") from None

@@ -20,13 +20,14 @@ import warnings
 from typing import Any, Sequence
 
 import numpy as np
+from measurements.errors import HwdistillError
 
 __all__ = ["Dimension", "Domain", "DomainError"]
 
 KINDS = ("real", "int", "cat")
 
 
-class DomainError(ValueError):
+class DomainError(HwdistillError, ValueError):
     """A problem's variables or bounds cannot be searched as given."""
 
 

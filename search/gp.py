@@ -32,6 +32,7 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 from scipy import linalg, optimize
+from measurements.errors import HwdistillError
 
 __all__ = ["GP", "fit_gp", "GPSurrogate", "OffsetGP", "Surrogate", "GPError"]
 
@@ -45,7 +46,7 @@ _S2_PRIOR = (0.0, 1.0)              # LogNormal on the output scale (y is standa
 _CAT_PRIOR = (0.0, 1.0)             # LogNormal on categorical lengthscales
 
 
-class GPError(ValueError):
+class GPError(HwdistillError, ValueError):
     """The GP cannot be fitted or asked as requested (bad shapes, too few points, NaN)."""
 
 

@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from measurements import Store, Trial
+from measurements.errors import HwdistillError
 
 from . import trust_region
 from .acquisition import propose_batch, sample_fronts
@@ -44,7 +45,7 @@ from .hypervolume import hypervolume, nondominated
 __all__ = ["SearchConfig", "Search", "SearchResult", "RoundInfo", "SearchError", "minimize"]
 
 
-class SearchError(ValueError):
+class SearchError(HwdistillError, ValueError):
     """The search cannot run as asked (bad problem, bad config, resumed with other settings)."""
 
 

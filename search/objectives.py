@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from distill import Workload
+from measurements.errors import InputError
 
 from .space import Candidate
 
@@ -44,7 +45,7 @@ class Evaluation:
 
     def __post_init__(self):
         if self.provenance not in PROVENANCES:
-            raise ValueError(f"Evaluation.provenance={self.provenance!r}: expected one of "
+            raise InputError(f"Evaluation.provenance={self.provenance!r}: expected one of "
                              f"{PROVENANCES}")
 
     def to_dict(self) -> dict[str, Any]:

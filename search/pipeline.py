@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from measurements.errors import InputError, MissingError, StateError
 
 __all__ = ["RunSettings", "Pipeline", "STAGES", "load_state"]
 
@@ -60,14 +61,14 @@ class RunSettings:
 
     def __post_init__(self):
         if not self.budget_minutes > 0:
-            raise ValueError(f"budget_minutes={self.budget_minutes}: must be > 0")
+            raise InputError(f"budget_minutes={self.budget_minutes}: must be > 0")
         for name in ("profile_archs", "search_budget", "n_measure", "n_flash", "n_full",
                      "flash_steps", "profile_runs", "max_full_steps"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < (0 if name in ("n_full", "n_flash") else 1):
-                raise ValueError(f"RunSettings.{name}={v!r}: must be a positive integer")
+                raise InputError(f"RunSettings.{name}={v!r}: must be a positive integer")
         if self.target != "cpu" and not self.target.startswith("tpu-"):
-            raise ValueError(f"--target {self.target!r}: expected cpu or tpu-<generation> "
+            raise InputError(f"--target {self.target!r}: expected cpu or tpu-<generation> "
                              "(e.g. tpu-v5e; its latency is predicted ahead of time)")
 
     def run_id(self) -> str:
@@ -96,15 +97,15 @@ def load_state(run_dir: str | Path) -> dict:
     damaged (the stages' stored work is untouched: re-running recomputes only the state)."""
     p = Path(run_dir) / "state.json"
     if not p.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a hwdistill run (no state.json); runs live "
+        raise MissingError(f"{run_dir} is not a hwdistill run (no state.json); runs live "
                                 "under ./runs/RUN_ID (see `hwdistill run --help`)")
     try:
         state = json.loads(p.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{p} is damaged ({e}); delete it and re-run the same "
+        raise InputError(f"{p} is damaged ({e}); delete it and re-run the same "
                          "`hwdistill run` command: stored work is reused") from None
     if not isinstance(state, dict) or "settings" not in state or "stages" not in state:
-        raise ValueError(f"{p} is not a run state (no settings/stages); delete it and re-run")
+        raise InputError(f"{p} is not a run state (no settings/stages); delete it and re-run")
     return state
 
 
@@ -123,7 +124,7 @@ class Pipeline:
         if sp.is_file():
             self.state = load_state(self.dir)
             if self.state["settings"] != dataclasses.asdict(settings):
-                raise ValueError(f"{sp} belongs to other settings; delete {self.dir} or use "
+                raise InputError(f"{sp} belongs to other settings; delete {self.dir} or use "
                                  "the settings it was started with")
         else:
             self.state = {"run_id": self.run_id, "settings": dataclasses.asdict(settings),
@@ -159,7 +160,7 @@ class Pipeline:
         """Run every stage not yet done (through ``until``, inclusive); returns the state."""
         from measurements import Store
         if until is not None and until not in STAGES:
-            raise ValueError(f"until={until!r}: expected one of {STAGES}")
+            raise InputError(f"until={until!r}: expected one of {STAGES}")
         with Store(self.store_path) as store:
             self.store = store
             for i, name in enumerate(STAGES, 1):
@@ -224,11 +225,19 @@ class Pipeline:
         if self.settings.target != "cpu":
             return {"note": "no TPU timings in the store: prediction is analytic (roofline)"}
         from perfmodel.hardware import spec_for
-        from perfmodel.latency_model import fit_from_store
+        from perfmodel.latency_model import default_model_dir, fit_from_store
         fp = self._fingerprint()
         model = fit_from_store(self.store, fp.id, spec_for("cpu"), seed=self.settings.seed)
         out = model.save(self.dir / "model")
-        return {"model": str(out), "summary": model.summary}
+        # where `hwdistill predict`, `validate` and `search` look by default; a model already
+        # there (e.g. from a larger profile) is left alone
+        published = default_model_dir(fp.id)
+        note = ""
+        if not published.exists():
+            model.save(published)
+            note = f"also saved to {published} (the default for predict/validate/search)"
+        return {"model": str(out), "published": str(published), "summary": model.summary,
+                "note": note}
 
     def _latency_model(self):
         if self.settings.target != "cpu":
@@ -415,5 +424,5 @@ def _slug(text: str) -> str:
 def _flash_eval(flash, cand, workload):
     ev = flash.evaluate(cand, workload)
     if not math.isfinite(ev.value):
-        raise RuntimeError(f"flash distillation gave no score ({ev.detail})")
+        raise StateError(f"flash distillation gave no score ({ev.detail})")
     return (ev.value,), (), {"cost_s": ev.cost_s, **ev.detail}

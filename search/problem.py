@@ -21,6 +21,7 @@ from pymoo.core.problem import Problem
 from pymoo.core.variable import Choice, Integer
 
 from distill import Workload
+from measurements.errors import InputError
 
 from .objectives import Evaluation, MeasuredLatency, Objective, Parameters, PredictedLatency
 from .space import Candidate, SearchSpace
@@ -33,16 +34,16 @@ class StudentProblem(Problem):
                  *, baseline: PredictedLatency | None = None,
                  max_latency_ms: float | None = None, max_params_m: float | None = None):
         if len(objectives) < 2:
-            raise ValueError("a search needs at least two objectives (e.g. accuracy and "
+            raise InputError("a search needs at least two objectives (e.g. accuracy and "
                              "latency)")
         names = [o.name for o in objectives]
         if len(set(names)) != len(names):
-            raise ValueError(f"objectives repeat a name: {names}")
+            raise InputError(f"objectives repeat a name: {names}")
         self.space, self.objectives, self.workload = space, list(objectives), workload
         self.max_latency_ms, self.max_params_m = max_latency_ms, max_params_m
         lat = [i for i, o in enumerate(self.objectives) if "latency" in o.name]
         if max_latency_ms is not None and not lat:
-            raise ValueError("--max-latency-ms needs a latency objective (--target)")
+            raise InputError("--max-latency-ms needs a latency objective (--target)")
         self._lat = lat[0] if lat else None
         self._params = Parameters()
         self.baseline = baseline
@@ -50,7 +51,7 @@ class StudentProblem(Problem):
         if baseline is not None:
             meas = [i for i, o in enumerate(self.objectives) if isinstance(o, MeasuredLatency)]
             if not meas:
-                raise ValueError("a latency baseline needs a measured latency objective")
+                raise InputError("a latency baseline needs a measured latency objective")
             self.baseline_objectives = tuple(meas[:1])
         self.cheap_objectives = tuple(i for i, o in enumerate(self.objectives) if o.cheap)
         vars_ = {}

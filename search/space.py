@@ -27,6 +27,7 @@ import numpy as np
 
 from distill import StudentConfig
 from distill.config import ACTIVATIONS, NORMS, derivable
+from measurements.errors import HwdistillError
 
 __all__ = ["Candidate", "SearchSpace", "SpaceError", "DEFAULT_SPACE", "INITS", "derivable"]
 
@@ -51,7 +52,7 @@ _ZERO_OK = ("intra_size", "embedding_size")
 _DEFAULT_TEACHER = StudentConfig(num_layers=6, hidden_size=384, num_heads=12, ffn_size=1536)
 
 
-class SpaceError(ValueError):
+class SpaceError(HwdistillError, ValueError):
     """A search-space file, an index vector or a candidate that the space cannot take."""
 
 

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from distill import StudentConfig
+from measurements.errors import InputError
 
 __all__ = ["SpaceV1", "SPACE_V1"]
 
@@ -45,13 +46,13 @@ class SpaceV1:
 
     def decode(self, x: Sequence[int]) -> StudentConfig:
         if len(x) != len(self.choices):
-            raise ValueError(f"index vector has {len(x)} entries, the space has "
+            raise InputError(f"index vector has {len(x)} entries, the space has "
                              f"{len(self.choices)} dimensions: {[n for n, _ in self.choices]}")
         v = {}
         for (name, opts), i in zip(self.choices, x):
             i = int(round(float(i)))
             if not 0 <= i < len(opts):
-                raise ValueError(f"index {i} for {name} is outside 0..{len(opts) - 1}")
+                raise InputError(f"index {i} for {name} is outside 0..{len(opts) - 1}")
             v[name] = opts[i]
         hidden = v["hidden_size"]
         intra = int(hidden * v["intra_ratio"]) or None
@@ -83,7 +84,7 @@ class SpaceV1:
                 out.append(cfg)
                 if len(out) == n:
                     return out
-        raise ValueError(f"could only draw {len(out)} distinct architectures of {n} requested")
+        raise InputError(f"could only draw {len(out)} distinct architectures of {n} requested")
 
     sample_configs = sample        # the name the profiling commands call on any space
 

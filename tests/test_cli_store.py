@@ -14,7 +14,7 @@ def hw(*args, **kw):
 def test_help_lists_every_command():
     out = hw("--help").stdout
     for cmd in ("profile", "fit", "predict", "validate", "search", "distill", "evaluate",
-                "report", "measure", "store"):
+                "report", "measure", "store", "run"):
         assert cmd in out
 
 
@@ -28,6 +28,10 @@ def test_store_info_ls_export(tmp_path, fp):
     assert "(3 of 3 rows)" in hw("store", "--store", str(db), "ls", "latencies").stdout
     r = hw("store", "--store", str(db), "export", "latencies", str(tmp_path / "x.json"))
     assert r.returncode == 0 and len(json.loads((tmp_path / "x.json").read_text())) == 3
+    # options may follow the action, as users type them
+    after = json.loads(hw("store", "info", "--store", str(db)).stdout)
+    assert after == info
+    assert "(3 of 3 rows)" in hw("store", "ls", "latencies", "--store", str(db)).stdout
 
 
 def test_store_import_moves_trials_forward(tmp_path):

@@ -54,6 +54,9 @@ def test_tiny_run_end_to_end_then_resume_is_free_and_report_rerenders(tmp_path):
         assert (d / png).stat().st_size > 5000, png
     assert "<table>" in (d / "report.html").read_text()
     assert "report:" in r.stdout and state["run_id"] in r.stdout
+    # the next command a user types finds the model the run fitted
+    pr = hw("predict", "--arch", "bert-mini", "--workload", "1,16", cwd=tmp_path)
+    assert pr.returncode == 0 and "uncalibrated" not in pr.stdout, pr.stderr[-2000:]
 
     # the same command again: every stage done earlier, nothing recomputed
     t0 = time.perf_counter()

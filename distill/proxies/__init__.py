@@ -31,6 +31,8 @@ import re
 from importlib import import_module
 from typing import Callable, Iterable
 
+from measurements.errors import InputError
+
 from .base import INITS, ProxyContext, ProxyResult, build_student, make_context
 from .static import forward_flops, non_embedding_params, param_count
 
@@ -65,11 +67,11 @@ def get_proxy(name: str) -> Proxy:
     if m:
         steps = int(m.group(1))
         if steps <= 0:
-            raise ValueError(f"proxy {name!r}: flash needs a positive number of steps")
+            raise InputError(f"proxy {name!r}: flash needs a positive number of steps")
         from .flash import flash
         return functools.partial(flash, steps=steps)
     if name not in PROXIES:
-        raise ValueError(f"unknown proxy {name!r}; known proxies: {_known()}")
+        raise InputError(f"unknown proxy {name!r}; known proxies: {_known()}")
     module, fn, _ = PROXIES[name]
     return getattr(import_module(f".{module}", __name__), fn)
 
@@ -79,10 +81,10 @@ def parse_names(spec: str | Iterable[str]) -> list[str]:
     names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec)]
     names = list(dict.fromkeys(n for n in names if n))
     if not names:
-        raise ValueError(f"no proxy named; known proxies: {_known()}")
+        raise InputError(f"no proxy named; known proxies: {_known()}")
     for n in names:
         if n not in PROXIES and not _FLASH.match(n):
-            raise ValueError(f"unknown proxy {n!r}; known proxies: {_known()}")
+            raise InputError(f"unknown proxy {n!r}; known proxies: {_known()}")
     return names
 
 
@@ -98,7 +100,7 @@ def compute_proxies(config, ctx: ProxyContext, names: str | Iterable[str] = ZERO
     first, 2.8 s after the others). Each proxy still pays its own student's init and the
     compilation of its own program."""
     if init not in INITS:
-        raise ValueError(f"unknown init {init!r}; expected one of {', '.join(INITS)}")
+        raise InputError(f"unknown init {init!r}; expected one of {', '.join(INITS)}")
     names = parse_names(names)
     fns = [get_proxy(n) for n in names]
     if any(n not in ("params", "flops") for n in names):

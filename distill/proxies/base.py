@@ -7,6 +7,7 @@ import dataclasses
 import math
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
+from measurements.errors import InputError, StateError
 
 if TYPE_CHECKING:  # the types only; importing this module loads no ML library
     import numpy as np
@@ -72,11 +73,11 @@ def make_context(teacher: "Encoder", tokenizer: "TextEncoder", texts: Sequence[s
 
     need = n_batches * batch_size
     if n_batches <= 0 or batch_size <= 1 or max_len <= 1:
-        raise ValueError(f"n_batches={n_batches}, batch_size={batch_size} (>1) and max_len="
+        raise InputError(f"n_batches={n_batches}, batch_size={batch_size} (>1) and max_len="
                          f"{max_len} (>1) must be positive")
     pool = [t for t in dict.fromkeys(texts) if t.strip()]
     if len(pool) < need:
-        raise ValueError(f"{len(pool)} distinct texts cannot fill {n_batches} batches of "
+        raise InputError(f"{len(pool)} distinct texts cannot fill {n_batches} batches of "
                          f"{batch_size}; pass more texts or smaller --batches/--batch-size")
     order = np.random.default_rng(seed).permutation(len(pool))[:need]
     chosen = tuple(pool[i] for i in order)
@@ -113,10 +114,10 @@ def build_student(config: "StudentConfig", ctx: ProxyContext, init: str = "rando
     from ..train import init_from_teacher
 
     if init not in INITS:
-        raise ValueError(f"unknown init {init!r}; expected one of {', '.join(INITS)}")
+        raise InputError(f"unknown init {init!r}; expected one of {', '.join(INITS)}")
     tcfg = ctx.teacher.config
     if config.vocab_size != tcfg.vocab_size:
-        raise ValueError(f"student vocab_size={config.vocab_size} differs from the teacher's "
+        raise InputError(f"student vocab_size={config.vocab_size} differs from the teacher's "
                          f"{tcfg.vocab_size}; they must share the tokenizer")
     if init == "derived":
         try:
@@ -124,7 +125,7 @@ def build_student(config: "StudentConfig", ctx: ProxyContext, init: str = "rando
         except ModuleNotFoundError as e:
             if e.name != f"{__package__.rsplit('.', 1)[0]}.derive":
                 raise
-            raise ValueError("init='derived' needs distill/derive.py (derive_student), which "
+            raise InputError("init='derived' needs distill/derive.py (derive_student), which "
                              "this version does not have; use init='random' or 'teacher'") \
                 from None
         return derive_student(config, ctx.teacher, batch=ctx.batches[0], seed=seed)
@@ -141,5 +142,5 @@ def timed(name: str, seed: int, compute: Callable[[], float], *,
     value = float(compute())
     cost = time.perf_counter() - t0
     if not math.isfinite(value):
-        raise RuntimeError(f"proxy {name} gave a non-finite value ({value}) for seed {seed}")
+        raise StateError(f"proxy {name} gave a non-finite value ({value}) for seed {seed}")
     return ProxyResult(name, value, cost, seed, higher_is_better)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from measurements.errors import InputError
+
 from ..config import StudentConfig
 from .base import INITS, ProxyContext, ProxyResult, timed
 
@@ -25,7 +27,7 @@ def stsb_init(config: StudentConfig, ctx: ProxyContext, *, init: str = "random",
     context's pairs (sentences up to 128 tokens, as evaluation reads them). Near 0.55 for any
     random student; for a derived one, what the teacher's slice already knows."""
     if not ctx.stsb_pairs:
-        raise ValueError("stsb_init needs STS-B pairs: build the context with stsb_pairs=...")
+        raise InputError("stsb_init needs STS-B pairs: build the context with stsb_pairs=...")
     from tokenizers import Tokenizer
 
     from ..evaluate import stsb_spearman
@@ -47,12 +49,12 @@ def flash(config: StudentConfig, ctx: ProxyContext, *, init: str = "random", see
 
     name = f"flash_{steps}"
     if init not in INITS:
-        raise ValueError(f"unknown init {init!r}; expected one of {', '.join(INITS)}")
+        raise InputError(f"unknown init {init!r}; expected one of {', '.join(INITS)}")
     if not ctx.stsb_pairs:
-        raise ValueError(f"{name} needs STS-B pairs to score the student: build the context "
+        raise InputError(f"{name} needs STS-B pairs to score the student: build the context "
                          "with stsb_pairs=...")
     if not ctx.texts:
-        raise ValueError(f"{name} needs a distillation corpus: build the context with texts")
+        raise InputError(f"{name} needs a distillation corpus: build the context with texts")
     from ..train import RECOMMENDED_LR
     base = ctx.flash_config or DistillConfig(packing=steps >= PACKING_MIN_STEPS,
                                              lr=RECOMMENDED_LR[init])

@@ -6,6 +6,8 @@ import jax
 import numpy as np
 from flax import nnx
 
+from measurements.errors import InputError
+
 from ..config import StudentConfig
 from ..model import mean_pool
 from .base import ProxyContext, ProxyResult, build_student, timed
@@ -20,12 +22,12 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
     if x.shape[0] != y.shape[0] or x.shape[0] < 2:
-        raise ValueError(f"CKA needs the same n >= 2 rows: {x.shape} vs {y.shape}")
+        raise InputError(f"CKA needs the same n >= 2 rows: {x.shape} vs {y.shape}")
     x = x - x.mean(0)
     y = y - y.mean(0)
     den = np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)
     if den == 0:
-        raise ValueError("CKA of a constant representation is undefined")
+        raise InputError("CKA of a constant representation is undefined")
     return float(np.linalg.norm(y.T @ x) ** 2 / den)
 
 

@@ -7,6 +7,8 @@ candidates. ``tests/test_proxies.py`` checks them against the built model
 
 from __future__ import annotations
 
+from measurements.errors import InputError
+
 from ..config import StudentConfig
 
 __all__ = ["param_count", "embedding_params", "non_embedding_params", "forward_flops"]
@@ -54,7 +56,7 @@ def forward_flops(cfg: StudentConfig, seq_len: int = 128) -> int:
     Elementwise work (softmax, norms, activations, bias adds) is left out: it is a few per
     cent of the total at BERT shapes (see the test against XLA's count)."""
     if seq_len <= 0:
-        raise ValueError(f"seq_len={seq_len} must be positive")
+        raise InputError(f"seq_len={seq_len} must be positive")
     t, h, a, e, f = seq_len, cfg.hidden_size, cfg.attention_size, cfg.emb_size, cfg.ffn_size
     width = 3 * e if cfg.trigram_input else e
     mm = lambda m, k, n: 2 * m * k * n                            # noqa: E731

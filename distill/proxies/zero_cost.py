@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from measurements.errors import StateError
+
 from .. import losses
 from ..config import StudentConfig
 from ..model import Encoder, mean_pool
@@ -179,7 +181,7 @@ def synflow(config: StudentConfig, ctx: ProxyContext, *, init: str = "random",
 
             score = float(synaptic_flow(state))
         if not score > 0:
-            raise RuntimeError(f"synflow score {score} is not positive (float64 over- or "
+            raise StateError(f"synflow score {score} is not positive (float64 over- or "
                                "underflow?)")
         return np.log(score)
     return timed("synflow", seed, compute)
@@ -223,7 +225,7 @@ def naswot(config: StudentConfig, ctx: ProxyContext, *, init: str = "random",
             k = p @ p.T + (1 - p) @ (1 - p).T
             sign, logdet = np.linalg.slogdet(k)
             if sign <= 0:
-                raise RuntimeError("naswot: the activation kernel is singular (two sentences "
+                raise StateError("naswot: the activation kernel is singular (two sentences "
                                    "with identical activation codes)")
             dets.append(logdet)
         return float(np.mean(dets))

@@ -28,8 +28,8 @@ def print_table(rows: list[dict], cols: list[str] | None = None) -> None:
 
 
 def default_model_dir(fingerprint_id: str) -> str:
-    import os
-    return os.path.join(os.environ.get("HWDISTILL_MODELS", "hwdistill-models"), fingerprint_id)
+    from perfmodel.latency_model import default_model_dir as d
+    return str(d(fingerprint_id))
 
 
 def add_space_arg(p: argparse.ArgumentParser) -> None:

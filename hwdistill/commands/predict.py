@@ -16,6 +16,8 @@ import json
 import time
 from pathlib import Path
 
+from measurements.errors import InputError
+
 from .common import default_model_dir, print_table
 
 TARGETS = ["cpu", "tpu-v2", "tpu-v3", "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e"]
@@ -51,7 +53,7 @@ def run(args):
     from perfmodel.predict import Predictor
 
     if args.target not in TARGETS:
-        raise ValueError(f"unknown --target {args.target!r}; expected one of {TARGETS}")
+        raise InputError(f"unknown --target {args.target!r}; expected one of {TARGETS}")
     wl = Workload.parse(args.workload)
     archs = _archs(args.arch)
     model = None
@@ -62,9 +64,9 @@ def run(args):
             fp = detect("cpu")
             d = Path(default_model_dir(fp.id))
             if not d.is_dir():
-                raise ValueError(f"no latency model for this machine (fingerprint {fp.id}) in "
-                                 f"{d}; run `hwdistill profile` then `hwdistill fit`, or pass "
-                                 "--analytic for an uncalibrated roofline estimate")
+                from perfmodel.latency_model import missing_model_message
+                raise InputError(missing_model_message(fp.id) + "; or pass --analytic for an "
+                                 "uncalibrated roofline estimate")
             model = LatencyModel.load(d, fingerprint_id=fp.id)
     from perfmodel.opcache import OpListCache
     pred = Predictor(args.target, model, cache=OpListCache.default())

@@ -11,6 +11,8 @@ TPU/GPU: run the same command on that machine (--target local) and merge the sto
 
 from __future__ import annotations
 
+from measurements.errors import InputError
+
 from .common import add_store_arg, add_space_arg, load_space
 
 DEFAULT_WORKLOADS = ["1,128", "8,128"]
@@ -45,7 +47,7 @@ def run(args):
     cfgs = load_space(args.space).sample_configs(args.archs, args.seed) if args.archs else []
     for name in args.preset:
         if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+            raise InputError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
         cfgs.append(PRESETS[name])
     pairs = [(c, w) for c in cfgs for w in workloads]
     fp = detect(args.target)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 
+from measurements.errors import InputError
+
 from .common import print_table
 
 DEFAULT = "params,flops,grad_norm,snip,synflow,naswot,cka"
@@ -59,7 +61,7 @@ def _names(args) -> list[str]:
     names = parse_names(args.proxies)
     for k in (s.strip() for s in args.flash_steps.split(",") if s.strip()):
         if not k.isdigit() or int(k) <= 0:
-            raise ValueError(f"--flash-steps {args.flash_steps!r}: expected positive integers "
+            raise InputError(f"--flash-steps {args.flash_steps!r}: expected positive integers "
                              "separated by commas, e.g. 50,100")
         names.append(f"flash_{int(k)}")
     return parse_names(names)

@@ -8,6 +8,7 @@ without recomputing anything.
 from __future__ import annotations
 
 from pathlib import Path
+from measurements.errors import MissingError
 
 
 def add_parser(p):
@@ -25,7 +26,7 @@ def run(args):
     if not d.is_dir():
         known = sorted(p.name for p in Path(args.root).glob("run-*")) \
             if Path(args.root).is_dir() else []
-        raise FileNotFoundError(f"no run {args.run!r} under {args.root}/"
+        raise MissingError(f"no run {args.run!r} under {args.root}/"
                                 + (f"; runs there: {', '.join(known)}" if known else
                                    "; start one with `hwdistill run`"))
     paths = render_report(d, load_state(d))

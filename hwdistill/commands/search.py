@@ -25,6 +25,8 @@ import json
 import sys
 from pathlib import Path
 
+from measurements.errors import InputError
+
 from .common import add_store_arg, default_model_dir, print_table
 
 TARGETS = ["cpu", "tpu-v2", "tpu-v3", "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e"]
@@ -84,9 +86,9 @@ def _latency_model(target: str, path: str | None, fp_id: str | None):
         d = Path(default_model_dir(fp_id))
         if d.is_dir():
             return LatencyModel.load(d, fingerprint_id=fp_id)
-        print(f"note: no latency model for this machine in {d}; cpu latency is the analytic "
-              "roofline (uncalibrated). Run `hwdistill profile` and `hwdistill fit` to "
-              "calibrate it.", file=sys.stderr)
+        from perfmodel.latency_model import missing_model_message
+        print(f"note: {missing_model_message(fp_id)}. Until then cpu latency is the analytic "
+              "roofline (uncalibrated).", file=sys.stderr)
     return None
 
 
@@ -103,17 +105,17 @@ def build_problem(args):
     targets = args.target or ["cpu"]
     for t in targets:
         if t not in TARGETS:
-            raise ValueError(f"unknown --target {t!r}; expected one of {', '.join(TARGETS)}")
+            raise InputError(f"unknown --target {t!r}; expected one of {', '.join(TARGETS)}")
     if len(set(targets)) != len(targets):
-        raise ValueError(f"--target repeats a target: {targets}")
+        raise InputError(f"--target repeats a target: {targets}")
     if args.latency == "measured" and targets[0] != "cpu":
-        raise ValueError("--latency measured times on this machine: make cpu the first "
+        raise InputError("--latency measured times on this machine: make cpu the first "
                          "--target (TPU latencies are predicted ahead of time)")
     space = SearchSpace.from_toml(args.space) if args.space else DEFAULT_SPACE
     wl = Workload.parse(args.workload)
     ctx = AccuracyContext(args.teacher, args.data_dir, dev_pairs=args.dev_pairs)
     if args.accuracy == "estimate" and not args.estimate:
-        raise ValueError("--accuracy estimate needs --estimate JSON (written by "
+        raise InputError("--accuracy estimate needs --estimate JSON (written by "
                          "`python benchmarks/proxy_study.py --analyze`)")
     acc = {"proxy": lambda: ProxyAccuracy(ctx, args.proxy, seed=args.seed),
            "estimate": lambda: EstimatedAccuracy(ctx, AccuracyEstimate.load(args.estimate),

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import json
 
 from measurements import Store
@@ -20,7 +22,7 @@ from .common import add_store_arg, print_table
 def add_parser(p):
     add_store_arg(p)
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    sub.add_parser("info", help="schema version, fingerprints and record counts")
+    info = sub.add_parser("info", help="schema version, fingerprints and record counts")
     ls = sub.add_parser("ls", help="list records of a table")
     ls.add_argument("table", choices=TABLES)
     ls.add_argument("--limit", type=int, default=20, help="rows to show (default %(default)s)")
@@ -29,6 +31,8 @@ def add_parser(p):
     ex.add_argument("path", help="output file; its suffix (.csv/.json) picks the format")
     im = sub.add_parser("import", help="merge another store into this one")
     im.add_argument("source", help="store to merge from (never modified)")
+    for a in (info, ls, ex, im):       # `store info --store X` works as `store --store X info`
+        a.add_argument("--store", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def run(args):
