@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def hw(*args, cwd=None):
     r = subprocess.run([sys.executable, "-m", "hwdistill", *args], capture_output=True,
@@ -11,6 +13,7 @@ def hw(*args, cwd=None):
     return r
 
 
+@pytest.mark.slow   # minutes; the main job's end-to-end test covers the same path
 def test_profile_fit_predict_validate(tmp_path):
     db = str(tmp_path / "s.db")
     common = ["--store", db]

@@ -184,6 +184,7 @@ def teacher_dir(teacher, tmp_path_factory):
                         tokenizer_from=default_teacher_dir())
 
 
+@pytest.mark.slow   # minutes; the main job's end-to-end test covers the same path
 def test_cli_json_and_table(teacher_dir):
     arch = json.dumps(STUDENT.to_dict())
     common = ["--arch", arch, "--teacher", str(teacher_dir), "--data-dir", str(DATA),

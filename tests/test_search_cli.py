@@ -27,6 +27,7 @@ def _trials(db: Path) -> list[tuple]:
         return c.execute('SELECT "index", status FROM trials ORDER BY "index"').fetchall()
 
 
+@pytest.mark.slow   # minutes; the main job's end-to-end test covers the same path
 def test_search_cli_front_table_json_png(tmp_path):
     r = hw("search", *ARGS, "--budget", "6", "--store", str(tmp_path / "s.db"), "--out",
            str(tmp_path / "out"), cwd=tmp_path)
