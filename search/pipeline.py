@@ -42,7 +42,7 @@ class RunSettings:
 
     budget_minutes: float = 15.0
     target: str = "cpu"
-    workload: str = "1,128"
+    workload: str = "8,128"           # the shipped op-list table covers the default space here
     seed: int = 0
     space: str | None = None          # a space TOML (default: the embedded default space)
     profile_archs: int = 10           # sampled students profiled (plus the teacher)
