@@ -31,6 +31,7 @@ from measurements.errors import InputError, MissingError, StateError
 
 __all__ = ["RunSettings", "Pipeline", "STAGES", "load_state"]
 
+RUN_SPACE = Path(__file__).parent / "run_space.toml"
 STAGES = ("profile", "fit", "search", "measure", "flash", "full", "report")
 TEACHER = "minilm-l6-h384"       # the default teacher's architecture (PRESETS name)
 PRESET_MARKERS = ("bert-tiny", "bert-mini", "bert-small", "mobilebert-tiny")
@@ -44,7 +45,8 @@ class RunSettings:
     target: str = "cpu"
     workload: str = "8,128"           # the shipped op-list table covers the default space here
     seed: int = 0
-    space: str | None = None          # a space TOML (default: the embedded default space)
+    space: str | None = None          # a space TOML; None: search/run_space.toml (sized for
+    #                                   15 minutes here); "default": the full default space
     profile_archs: int = 10           # sampled students profiled (plus the teacher)
     profile_runs: int = 6
     search_budget: int = 16           # accuracy-proxy evaluations of the search
@@ -153,7 +155,11 @@ class Pipeline:
 
     def space(self):
         from search.space import DEFAULT_SPACE, SearchSpace
-        return SearchSpace.from_toml(self.settings.space) if self.settings.space else DEFAULT_SPACE
+        if self.settings.space == "default":
+            return DEFAULT_SPACE
+        if self.settings.space is None:
+            return SearchSpace.from_toml(RUN_SPACE)
+        return SearchSpace.from_toml(self.settings.space)
 
     def run(self, progress: Callable[[str], None] = print, *, bars: bool = True,
             until: str | None = None) -> dict:

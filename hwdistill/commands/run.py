@@ -11,6 +11,7 @@
   hwdistill run                                   # embedded defaults, ~15 minutes on 2 cores
   hwdistill run --budget-minutes 60 --search-budget 40 --flash-steps 100
   hwdistill run --target tpu-v5e                  # TPU latency predicted ahead of time
+  hwdistill run --space default --budget-minutes 120   # the full default space
   hwdistill report RUN_ID                         # re-render a run's report
 
 Ctrl-C at any point, then the same command: finished stages are skipped and the stage that was
@@ -37,8 +38,10 @@ def add_parser(p):
                         "of time, not measured) (default %(default)s)")
     p.add_argument("--workload", default=d.workload, metavar="B,S",
                    help="serving batch,sequence length (default %(default)s)")
-    p.add_argument("--space", metavar="TOML", help="search space (default: embedded; see "
-                                                   "`hwdistill search --print-space`)")
+    p.add_argument("--space", metavar="TOML",
+                   help="search space: a TOML file, or 'default' for the full default space "
+                        "(8,320 latency signatures); without it, search/run_space.toml (80 "
+                        "signatures, sized for the 15-minute budget)")
     p.add_argument("--profile-archs", type=int, default=d.profile_archs,
                    help="students profiled to train the latency model (default %(default)s)")
     p.add_argument("--search-budget", type=int, default=d.search_budget,
