@@ -122,7 +122,9 @@ class Predictor:
             self.cache.put(self.target, cfg, wl, ops)
         return ops
 
-    def _totals(self, ops: list[HloOp]) -> dict[str, float]:
+    def _memo_ops(self, ops: list[HloOp]) -> list[tuple]:
+        """Per-op roofline time and learned op time, memoised per distinct op; new ops are
+        predicted in one call. Returns the ops' memo keys."""
         memo = self._op_memo
         keys = [_op_key(o) for o in ops]
         new = {k: o for k, o in zip(keys, ops) if k not in memo}
@@ -132,6 +134,10 @@ class Predictor:
                     else np.full(len(new_ops), math.nan))
             for k, o, p in zip(new, new_ops, pred):
                 memo[k] = (self.spec.roofline_s(o.flops, o.bytes_accessed), float(p))
+        return keys
+
+    def _totals(self, ops: list[HloOp], keys: list[tuple]) -> dict[str, float]:
+        memo = self._op_memo
         cycles = [o.estimated_cycles for o in ops if not math.isnan(o.estimated_cycles)]
         return {"n_ops": float(len(ops)),
                 "flops": sum(o.flops for o in ops),
@@ -140,13 +146,22 @@ class Predictor:
                 "xla_cycles": float(sum(cycles)) if cycles else math.nan,
                 "pred_us": sum(memo[k][1] for k in keys)}
 
+    def _load_programs(self, progs, wl: Workload) -> None:
+        """Totals of the programs not seen yet, their new ops predicted in one batch."""
+        todo = [p for p in progs if (p, wl) not in self._programs]
+        if not todo:
+            return
+        lists = [self._compile_ops(p, wl) for p in todo]
+        keys = self._memo_ops([o for ops in lists for o in ops])
+        i = 0
+        for p, ops in zip(todo, lists):
+            self._programs[(p, wl)] = self._totals(ops, keys[i:i + len(ops)])
+            i += len(ops)
+
     def program_totals(self, cfg: StudentConfig, wl: Workload) -> dict[str, float]:
         """Totals of one compiled program (``cfg`` with its own number of layers)."""
-        key = (cfg, wl)
-        t = self._programs.get(key)
-        if t is None:
-            t = self._programs[key] = self._totals(self._compile_ops(cfg, wl))
-        return t
+        self._load_programs([cfg], wl)
+        return self._programs[(cfg, wl)]
 
     # -- signatures -------------------------------------------------------------------------
     def _sig(self, cfg: StudentConfig, wl: Workload) -> _Sig:
@@ -155,8 +170,10 @@ class Predictor:
         if sig is None:
             wl.check(cfg)
             acc = [dict.fromkeys(QUANTITIES, 0.0) for _ in range(3)]
-            for prog, weights in parts.plan(key[0], exact=self.exact).items():
-                t = self.program_totals(prog, wl)
+            plan = parts.plan(key[0], exact=self.exact)
+            self._load_programs(plan, wl)
+            for prog, weights in plan.items():
+                t = self._programs[(prog, wl)]
                 for d, w in zip(acc, weights):
                     if w:      # 0 * nan (XLA cycles on CPU) must not poison a total
                         for q in QUANTITIES:
