@@ -246,7 +246,9 @@ def render_report(run_dir: str | Path, state: dict) -> list[Path]:
         doc.p(f"STS-B dev Spearman on {flash.get('dev_pairs', '?')} pairs.")
 
     doc.h(2, "Reproduce")
-    doc.code(state.get("command", "hwdistill run") + "\nhwdistill report " + state["run_id"])
+    cmd = state.get("command") or ("from search import Pipeline, RunSettings\n"
+                                   f"Pipeline(RunSettings(**{s!r})).run()")
+    doc.code(cmd + "\nhwdistill report " + state["run_id"])
     md, page = d / "report.md", d / "report.html"
     md.write_text(doc.markdown())
     page.write_text(doc.html(f"hwdistill run {state['run_id']}"))
