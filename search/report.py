@@ -89,6 +89,14 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _plot_hypervolume(rounds: list[dict], path: Path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -97,10 +105,7 @@ def _plot_hypervolume(rounds: list[dict], path: Path) -> Path:
     ax.set_ylabel("hypervolume (proxy x predicted latency)")
     ax.set_title("search progress per round")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _plot_accuracy(flashed: list[dict], distilled: list[dict], teacher: dict | None,
@@ -125,10 +130,7 @@ def _plot_accuracy(flashed: list[dict], distilled: list[dict], teacher: dict | N
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title("accuracy vs latency of the students the search picked")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _plot_proxy_vs_flash(flashed: list[dict], proxy_name: str, path: Path) -> Path:
@@ -141,10 +143,7 @@ def _plot_proxy_vs_flash(flashed: list[dict], proxy_name: str, path: Path) -> Pa
     ax.set_xlabel(proxy_name)
     ax.set_ylabel("STS-B after flash distillation")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def render_report(run_dir: str | Path, state: dict) -> list[Path]:
