@@ -28,13 +28,13 @@ def data_dir(path: str | Path | None = None) -> Path:
     if path is not None:
         if not Path(path).is_dir():
             raise MissingError(f"data directory {path} does not exist; pass --data-dir DIR "
-                                    "with stsb/, sst2/ and wikitext2_raw/ inside")
+                               "with stsb/, sst2/ and wikitext2_raw/ inside")
         return Path(path)
     env = os.environ.get("HWDISTILL_DATA")
     if env:
         if not Path(env).is_dir():
             raise MissingError(f"HWDISTILL_DATA={env} is not a directory; point it (or "
-                                    "--data-dir) to a folder with stsb/, sst2/, wikitext2_raw/")
+                               "--data-dir) to a folder with stsb/, sst2/, wikitext2_raw/")
         return Path(env)
     return SHIPPED_DATA
 

@@ -62,5 +62,5 @@ def load_tokenizer(directory: str | Path, *, max_len: int = 128) -> TextEncoder:
         tok = BertWordPieceTokenizer(str(d / "vocab.txt"), lowercase=lower)._tokenizer
     else:
         raise MissingError(f"{d} has no tokenizer.json or vocab.txt; copy the teacher's "
-                                "tokenizer files into the checkpoint directory")
+                           "tokenizer files into the checkpoint directory")
     return TextEncoder(tok, max_len=max_len)

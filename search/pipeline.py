@@ -100,7 +100,7 @@ def load_state(run_dir: str | Path) -> dict:
     p = Path(run_dir) / "state.json"
     if not p.is_file():
         raise MissingError(f"{run_dir} is not a hwdistill run (no state.json); runs live "
-                                "under ./runs/RUN_ID (see `hwdistill run --help`)")
+                           "under ./runs/RUN_ID (see `hwdistill run --help`)")
     try:
         state = json.loads(p.read_text())
     except json.JSONDecodeError as e:
@@ -130,8 +130,8 @@ class Pipeline:
                                  "the settings it was started with")
         else:
             self.state = {"run_id": self.run_id, "settings": dataclasses.asdict(settings),
-                          "stages": {}, "command": command, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                 time.gmtime())}
+                          "stages": {}, "command": command,
+                          "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             self._save()
         self._t0 = time.perf_counter()
         self._spent_before = sum(s.get("seconds", 0.0) for s in self.state["stages"].values())

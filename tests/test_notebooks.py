@@ -1,6 +1,5 @@
 """The notebooks run top to bottom in their small mode (their committed outputs are a full run)."""
 
-import os
 from pathlib import Path
 
 import nbformat

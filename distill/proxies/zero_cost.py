@@ -182,7 +182,7 @@ def synflow(config: StudentConfig, ctx: ProxyContext, *, init: str = "random",
             score = float(synaptic_flow(state))
         if not score > 0:
             raise StateError(f"synflow score {score} is not positive (float64 over- or "
-                               "underflow?)")
+                             "underflow?)")
         return np.log(score)
     return timed("synflow", seed, compute)
 
@@ -226,7 +226,7 @@ def naswot(config: StudentConfig, ctx: ProxyContext, *, init: str = "random",
             sign, logdet = np.linalg.slogdet(k)
             if sign <= 0:
                 raise StateError("naswot: the activation kernel is singular (two sentences "
-                                   "with identical activation codes)")
+                                 "with identical activation codes)")
             dets.append(logdet)
         return float(np.mean(dets))
     return timed("naswot", seed, compute)

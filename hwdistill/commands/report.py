@@ -27,7 +27,7 @@ def run(args):
         known = sorted(p.name for p in Path(args.root).glob("run-*")) \
             if Path(args.root).is_dir() else []
         raise MissingError(f"no run {args.run!r} under {args.root}/"
-                                + (f"; runs there: {', '.join(known)}" if known else
+                           + (f"; runs there: {', '.join(known)}" if known else
                                    "; start one with `hwdistill run`"))
     paths = render_report(d, load_state(d))
     print(f"wrote {paths[0]} and {paths[1]} ({len(paths) - 2} figures)")
