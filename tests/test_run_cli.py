@@ -31,6 +31,7 @@ def _run_dir(cwd: Path) -> Path:
     return runs[0]
 
 
+@pytest.mark.slow   # minutes; notebook 02's small mode runs the pipeline in the default suite
 def test_tiny_run_end_to_end_then_resume_is_free_and_report_rerenders(tmp_path):
     r = hw("run", *TINY, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
