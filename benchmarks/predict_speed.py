@@ -36,7 +36,7 @@ from perfmodel.hardware import probe_cpu  # noqa: E402
 from perfmodel.latency_model import LatencyModel, fit_from_store  # noqa: E402
 from perfmodel.opcache import OpListCache, ShippedOpLists  # noqa: E402
 from perfmodel.predict import Predictor  # noqa: E402
-from search import DEFAULT_SPACE, Candidate, SpaceError  # noqa: E402
+from search import DEFAULT_SPACE, Candidate  # noqa: E402
 from search.objectives import PredictedLatency  # noqa: E402
 
 
@@ -146,7 +146,8 @@ def run_nsga2(model, wl: Workload, pop: int, evals: int, seed: int,
         "time_in_predict_s": float(sum(log["cold"]) + sum(log["warm"])),
         "front_size": len(front),
         "front_examples": [{"arch": Candidate(c).describe(), "latency_ms": ms, "params_m": p}
-                           for c, ms, p in sorted(front, key=lambda t: t[1])[:: max(1, len(front) // 8)]],
+                           for c, ms, p in sorted(front, key=lambda t: t[1])
+                           [:: max(1, len(front) // 8)]],
     }
 
 
@@ -258,7 +259,8 @@ def main():
     table = ShippedOpLists.default("cpu")
     res = {"command": "python benchmarks/predict_speed.py " + " ".join(sys.argv[1:]),
            "notes": args.notes,
-           "model": {"fit_or_load_s": fit_s, "artifact": args.model, "programs": model.summary["programs"],
+           "model": {"fit_or_load_s": fit_s, "artifact": args.model,
+                     "programs": model.summary["programs"],
                      "fingerprint": fp_id, "note": model_note,
                      "cv_e2e_mape": model.summary["cv_e2e_mape"]},
            "shipped_table": None if table is None else {

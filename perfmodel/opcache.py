@@ -61,7 +61,13 @@ def salt(target: str) -> str:
 
 
 def program_key(target: str, cfg: StudentConfig, wl: Workload) -> str:
-    key = json.dumps([salt(target), target, cfg.to_dict(), wl.to_dict()], sort_keys=True)
+    """The hex key of a program's op list (sha256 of the salt, target and program)."""
+    return _key(salt(target), target, cfg, wl)
+
+
+@lru_cache(maxsize=1 << 16)
+def _key(salt_: str, target: str, cfg: StudentConfig, wl: Workload) -> str:
+    key = json.dumps([salt_, target, cfg.to_dict(), wl.to_dict()], sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -174,6 +180,14 @@ class ShippedOpLists:
         if ok is None:
             ok = self._valid[target] = self._load()["salts"].get(target) == salt(target)
         return ok
+
+    def unique_ops(self) -> list[HloOp]:
+        """Every distinct op of the table (e.g. to predict them in one batch)."""
+        self._load()
+        for i, op in enumerate(self._ops):
+            if op is None:
+                self._ops[i] = _unpack(self._data["ops"][i])
+        return list(self._ops)
 
     def get(self, target: str, cfg: StudentConfig, wl: Workload) -> list[HloOp] | None:
         if not self._applies(target):
