@@ -15,7 +15,8 @@ the same key after a crash is the same job.
   alone. A child that dies (killed, out of memory) has its job retried up to ``max_retries``
   times with exponential backoff, then reported failed with the cause; results arrive as jobs
   finish, never silently dropped. (A dead child breaks the whole pool, and the pool cannot
-  say which job killed it: every job that was running in it is retried and counted.)
+  say which job killed it: the jobs that were running in it re-run one at a time, uncharged,
+  so a death is only ever charged to the job that was running alone when it happened.)
 - :class:`RayExecutor` (``ray`` extra) runs jobs on a Ray cluster, routed by their resources:
   ``num_cpus``, ``{"TPU": n}``, or a custom resource per hardware target that workers offer
   (``ray start --address HEAD --resources '{"hw:cpu-<fingerprint>": 1}'``). An exclusive job
@@ -177,6 +178,20 @@ class LocalExecutor(Executor):
             yield JobResult(job.key, ok, value, err, 1, dt, ident)
 
 
+@dataclasses.dataclass
+class _Entry:
+    """A job in a :class:`ProcessExecutor`: how often it started, how many worker deaths it
+    was charged with, and whether it must run alone (exclusive, or suspected of a death)."""
+    job: Job
+    starts: int = 0
+    deaths: int = 0
+    suspect: bool = False
+
+    @property
+    def runs_alone(self) -> bool:
+        return self.job.exclusive or self.suspect
+
+
 class ProcessExecutor(Executor):
     """Up to ``workers`` jobs at once in spawned child processes; exclusive jobs run alone."""
 
@@ -186,8 +201,8 @@ class ProcessExecutor(Executor):
         self.workers, self.backoff_s = workers, backoff_s
         self._ctx = multiprocessing.get_context("spawn")
         self._pool: cf.ProcessPoolExecutor | None = None
-        self._waiting: list[tuple[Job, int]] = []          # (job, attempts so far)
-        self._running: dict[cf.Future, tuple[Job, int]] = {}
+        self._waiting: list[_Entry] = []
+        self._running: dict[cf.Future, _Entry] = {}
         self._keys: set[str] = set()
 
     def _pool_(self) -> cf.ProcessPoolExecutor:
@@ -199,53 +214,70 @@ class ProcessExecutor(Executor):
         if job.key in self._keys:
             return
         self._keys.add(job.key)
-        self._waiting.append((job, 0))
+        self._waiting.append(_Entry(job))
 
     def pending(self) -> int:
         return len(self._waiting) + len(self._running)
 
     def _start_what_fits(self) -> None:
-        exclusive_running = any(j.exclusive for j, _ in self._running.values())
-        while self._waiting and not exclusive_running and len(self._running) < self.workers:
-            job, attempts = self._waiting[0]
-            if job.exclusive and self._running:
+        alone_running = any(e.runs_alone for e in self._running.values())
+        while self._waiting and not alone_running and len(self._running) < self.workers:
+            entry = self._waiting[0]
+            if entry.runs_alone and self._running:
                 return                      # wait for the host to be free, keep the order
             self._waiting.pop(0)
-            fut = self._pool_().submit(run_job, job)
-            self._running[fut] = (job, attempts + 1)
-            exclusive_running = job.exclusive
+            entry.starts += 1
+            self._running[self._pool_().submit(run_job, entry.job)] = entry
+            alone_running = entry.runs_alone
+
+    def _after_death(self, entries: list[_Entry], error: BaseException) -> list[JobResult]:
+        """The pool broke while ``entries`` ran in it. With one job running, that job killed
+        its worker: charge it a death, retry it after a backoff or give up. With several, the
+        pool cannot say which one did: charge none, and re-run each alone, where a death is
+        attributable (so a job is never failed for dying beside another)."""
+        given_up = []
+        if len(entries) == 1:
+            e = entries[0]
+            e.deaths += 1
+            if e.deaths > e.job.max_retries:
+                self._keys.discard(e.job.key)
+                given_up.append(JobResult(
+                    e.job.key, False, None,
+                    f"worker died {e.deaths} time(s) running this job alone "
+                    f"({type(error).__name__}: {error}); gave up after "
+                    f"{e.job.max_retries} retries", e.starts))
+            else:
+                time.sleep(self.backoff_s * 2 ** (e.deaths - 1))
+                e.suspect = True
+                self._waiting.insert(0, e)
+        else:
+            for e in reversed(entries):
+                e.suspect = True
+                self._waiting.insert(0, e)
+        return given_up
 
     def results(self) -> Iterator[JobResult]:
         while self._waiting or self._running:
             self._start_what_fits()
             done, _ = cf.wait(list(self._running), return_when=cf.FIRST_COMPLETED)
-            broken = False
+            lost, error = [], None
             for fut in done:
-                job, attempts = self._running.pop(fut)
+                entry = self._running.pop(fut)
                 try:
                     ok, value, err, dt, ident = fut.result()
                 except cf.process.BrokenProcessPool as e:
-                    broken = True
-                    if attempts <= job.max_retries:
-                        time.sleep(self.backoff_s * 2 ** (attempts - 1))
-                        self._waiting.insert(0, (job, attempts))
-                        continue
-                    self._keys.discard(job.key)
-                    yield JobResult(job.key, False, None,
-                                    f"worker died {attempts} time(s) running this job "
-                                    f"(BrokenProcessPool: {e}); gave up after "
-                                    f"{job.max_retries} retries", attempts)
+                    lost.append(entry)
+                    error = e
                     continue
-                self._keys.discard(job.key)
-                yield JobResult(job.key, ok, value, err, attempts, dt, ident)
-            if broken:
+                self._keys.discard(entry.job.key)
+                yield JobResult(entry.job.key, ok, value, err, entry.starts, dt, ident)
+            if error is not None:
                 # a dead child breaks the whole pool: every job still running in it is lost
-                # too; requeue those (they did not fail) and start a fresh pool
-                for fut, (job, attempts) in list(self._running.items()):
-                    self._running.pop(fut)
-                    self._waiting.insert(0, (job, attempts - 1))
+                lost += list(self._running.values())
+                self._running.clear()
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
+                yield from self._after_death(lost, error)
 
     def close(self) -> None:
         if self._pool is not None:
