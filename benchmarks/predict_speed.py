@@ -113,9 +113,11 @@ def run_nsga2(model, wl: Workload, pop: int, evals: int, seed: int,
                  crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
                  mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
                  repair=Valid(), eliminate_duplicates=True)
+    load_before = os.getloadavg()
     t0 = time.perf_counter()
     res = minimize(Students(), algo, ("n_evals", evals), seed=seed, verbose=False)
     wall = time.perf_counter() - t0
+    load_after = os.getloadavg()
     pred = latency.predictor
     st = pred.stats()
     n_eval = len(log["cold"]) + len(log["warm"])
@@ -133,8 +135,11 @@ def run_nsga2(model, wl: Workload, pop: int, evals: int, seed: int,
         "workload": str(wl), "population": pop, "evaluations": n_eval, "seed": seed,
         "cache_dir": "fresh temporary directory (HWDISTILL_CACHE)" if fresh else cache_dir,
         "wall_s": wall, "goal_wall_s": 120.0, "goal_met": wall <= 120.0,
+        "load_average_1_5_15min": {"before": load_before, "after": load_after},
         "distinct_architectures": len(cfgs),
         "distinct_signatures": st["signatures"],
+        "distinct_reference_signatures": len({p.replace(num_layers=1)
+                                              for p, _ in pred._programs}),
         "distinct_reference_programs": st["programs"],
         "compiles": st["compiles"], "compile_s": st["compile_s"],
         "op_lists_from": {"shipped_table": table["hits"], "disk_cache": disk["hits"],
@@ -274,7 +279,8 @@ def main():
     n = res["nsga2"]
     print(f"  wall {n['wall_s']:.1f} s (goal <= 120 s: {n['goal_met']}); "
           f"{n['distinct_architectures']} architectures, {n['distinct_signatures']} signatures, "
-          f"{n['distinct_reference_programs']} reference programs, {n['compiles']} compiles; "
+          f"{n['distinct_reference_signatures']} reference signatures "
+          f"({n['distinct_reference_programs']} programs), {n['compiles']} compiles; "
           f"prediction hit rate {n['prediction_hit_rate']:.3f}, op-list hit rate "
           f"{n['op_list_hit_rate']:.3f}; cold {n['cold_prediction_s'].get('mean', 0) * 1e3:.2f}"
           f" ms, warm {n['warm_prediction_us'].get('median', 0):.1f} us (median)")
