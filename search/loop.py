@@ -63,6 +63,8 @@ class SearchConfig:
                                                 # objective (0: deterministic); None: learned
     kernel: str = "matern52"                    # or "rbf"
     trust_region: bool = True                   # propose inside a TuRBO/MORBO-style region
+    exploration: float = 0.25                   # posterior std multiplier inside EHVI (1:
+                                                # plain EHVI; see search.acquisition)
     initial_design: str = "sobol"               # sobol | lhs | random
     n_front_samples: int = 16                   # posterior fronts averaged when noisy
     gp_restarts: int = 2
@@ -84,6 +86,9 @@ class SearchConfig:
                               "variance >= 0 (0 for deterministic objectives), or None to learn it")
         if self.kernel not in ("matern52", "rbf"):
             raise SearchError(f"SearchConfig.kernel={self.kernel!r}: use 'matern52' or 'rbf'")
+        if not (math.isfinite(self.exploration) and 0 <= self.exploration <= 1):
+            raise SearchError(f"SearchConfig.exploration={self.exploration!r}: must be in "
+                              "[0, 1] (1: plain EHVI, 0: the improvement of the posterior mean)")
         if self.gp_restarts < 0:
             raise SearchError(f"SearchConfig.gp_restarts={self.gp_restarts}: must be >= 0")
         if self.initial_design not in ("sobol", "lhs", "random"):
@@ -572,7 +577,8 @@ class Search:
         cand, log_acq = propose_batch(
             self.domain, q, gps=gps, cheap=self._cheap_fn(), constraint_gps=cgps,
             fronts=fronts, ref=ref, rng=rng, anchors=anchors, exclude=Z_all,
-            pop_size=cfg.acq_pop_size, n_gen=cfg.acq_generations, regions=boxes)
+            pop_size=cfg.acq_pop_size, n_gen=cfg.acq_generations, regions=boxes,
+            exploration=cfg.exploration)
         state = {"round": round_, "fit_s": fit_s, "propose_s": time.perf_counter() - t0,
                  "noisy": bool(noisy), "log_acq": [float(v) for v in log_acq],
                  "ref_point": ref.tolist(),

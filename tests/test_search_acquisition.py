@@ -10,7 +10,8 @@ from scipy.stats import norm
 from threadpoolctl import threadpool_limits
 
 from search import Dimension, Domain, box_decomposition, fit_gp, hvi, hypervolume, nondominated
-from search.acquisition import _log_psi, log_ehvi, log_pof, propose_batch
+from search.acquisition import (_log_psi, gp_predictor, log_ehvi, log_pof, make_log_ehvi,
+                                propose_batch)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -248,3 +249,28 @@ def test_propose_batch_in_a_small_discrete_space_avoids_every_excluded_point():
     assert _inside(domain, cand) and len({tuple(c) for c in cand}) == 3
     left = {tuple(r) for r in every} - {tuple(r) for r in exclude}
     assert {tuple(c) for c in cand} <= left
+
+
+def test_tempered_ehvi_spans_plain_ehvi_and_the_improvement_of_the_mean():
+    rng = np.random.default_rng(0)
+    Z = rng.random((12, 2))
+    F = _objectives(Z)
+    gps = [fit_gp(Z, F[:, j], seed=j) for j in range(2)]
+    front, ref = F[nondominated(F)], F.max(0) + 0.1
+    Zq = rng.random((50, 2))
+    mean = np.column_stack([g.predict(Zq)[0] for g in gps])
+    std = np.column_stack([np.sqrt(g.predict(Zq)[1]) for g in gps])
+    boxes = box_decomposition(front, ref)
+
+    def acq(exploration):
+        return make_log_ehvi([gp_predictor(g, exploration) for g in gps], [], [front], ref)(Zq)
+
+    # 1: plain EHVI; 0.25: EHVI with a quarter of the posterior spread; 0: log HVI of the mean
+    np.testing.assert_allclose(acq(1.0), log_ehvi(mean, std, *boxes), rtol=1e-10)
+    np.testing.assert_allclose(acq(0.25), log_ehvi(mean, 0.25 * std, *boxes), rtol=1e-10)
+    gain = hvi(mean, *boxes)
+    assert (gain > 0).any()
+    np.testing.assert_allclose(acq(0.0)[gain > 0], np.log(gain[gain > 0]), rtol=1e-10)
+    assert np.all(acq(0.0)[gain == 0] <= -1e5)          # no improvement: the floor
+    # less exploration never raises the value of a point: E[HVI] grows with the spread
+    assert np.all(acq(0.25) <= acq(1.0) + 1e-9)

@@ -135,7 +135,9 @@ def test_other_problem_and_config_errors_name_the_field():
                       ({"budget": 5, "noise_var": -1.0}, r"SearchConfig\.noise_var=-1\.0"),
                       ({"budget": 5, "kernel": "matern32"}, r"SearchConfig\.kernel='matern32'"),
                       ({"budget": 5, "ref_point": (1.0, math.nan)}, r"ref_point.*finite"),
-                      ({"budget": 5, "initial_design": "grid"}, r"initial_design='grid'")]:
+                      ({"budget": 5, "initial_design": "grid"}, r"initial_design='grid'"),
+                      ({"budget": 5, "exploration": 1.5}, r"SearchConfig\.exploration=1\.5"),
+                      ({"budget": 5, "exploration": math.nan}, r"exploration=nan")]:
         with pytest.raises(SearchError, match=match):
             Search(zdt, SearchConfig(**kw))
     with pytest.raises(SearchError, match=r"ref_point has 3 values; the problem has 2"):
