@@ -138,11 +138,12 @@ def study(args) -> None:
             store.update_trial(run_id, t.index, status="running",
                                provenance={"candidate": cand.describe()})
             todo = [n for n in (*ZERO_COST, *flash) if n not in got]
-            for r in compute_proxies(cfg, ctx, todo, init=init, seed=args.seed):
+            for r in (compute_proxies(cfg, ctx, todo, init=init, seed=args.seed) if todo
+                      else ()):           # resumed after every proxy was stored
                 got[r.name] = r.to_dict()
-                print(f"    {r.name:10s} {r.value:12.5g}  ({r.cost_s:.1f} s)", flush=True)
                 store.update_trial(run_id, t.index, status="running",
-                                   provenance={"proxies": got})
+                                   provenance={"proxies": got})     # recorded, then reported
+                print(f"    {r.name:10s} {r.value:12.5g}  ({r.cost_s:.1f} s)", flush=True)
             dcfg = DistillConfig(steps=args.steps, init=init, lr=RECOMMENDED_LR[init],
                                  seed=args.seed, ckpt_every=100)
             d = Distiller(cfg, teacher, tok, dcfg, calibration_texts=texts)
