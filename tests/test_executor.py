@@ -81,15 +81,35 @@ def test_a_sigkilled_worker_has_its_job_retried(tmp_path):
     assert by["ok"].ok and by["ok"].value == 5
 
 
-def test_a_job_is_never_failed_for_dying_beside_another():
-    # the pool breaks while "slow" runs beside the job that kills its worker; "slow" has no
-    # retries to spare, yet it must not be charged: it re-runs alone and succeeds
+def run_until_killed(marker: str):
+    """The first time: announce the start, then run until the pool is torn down. Again (the
+    marker exists): finish at once."""
+    p = Path(marker)
+    if p.exists():
+        return "done"
+    p.write_text("started")
+    time.sleep(120)
+    return "never"
+
+
+def die_beside(marker: str):
+    """SIGKILL this worker once the job beside it has started."""
+    t0 = time.time()
+    while not Path(marker).exists() and time.time() - t0 < 120:
+        time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_job_is_never_failed_for_dying_beside_another(tmp_path):
+    # the pool breaks while "busy" runs beside the job that kills its worker; "busy" has no
+    # retries to spare, yet it is not charged: it re-runs alone and succeeds
+    m = str(tmp_path / "started")
     with ProcessExecutor(2, backoff_s=0.01) as ex:
-        res = ex.map([Job("slow", interval, (2.0,), max_retries=0),
-                      Job("n", always_die, max_retries=0)])
+        res = ex.map([Job("busy", run_until_killed, (m,), max_retries=0),
+                      Job("n", die_beside, (m,), max_retries=0)])
     by = {r.key: r for r in res}
-    assert by["slow"].ok and by["slow"].attempts == 2
-    assert not by["n"].ok and "died 1 time(s)" in by["n"].error
+    assert by["busy"].ok and by["busy"].value == "done" and by["busy"].attempts == 2
+    assert not by["n"].ok and "died 1 time(s) running this job alone" in by["n"].error
 
 
 def test_a_result_from_other_hardware_is_refused():
