@@ -26,7 +26,7 @@ def valid_configs(draw):
         pooler=draw(st.booleans()))
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=5, deadline=None)
 @given(cfg=valid_configs(), b=st.integers(1, 3), t=st.integers(1, 12))
 def test_every_valid_config_runs_forward(cfg, b, t):
     model = init_encoder(cfg)

@@ -160,7 +160,7 @@ _configs = st.builds(
     st.one_of(st.none(), st.integers(1, 32)), st.booleans())
 
 
-@settings(max_examples=12, deadline=None,
+@settings(max_examples=6, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(case=_configs)
 def test_any_valid_small_config_derives(teacher, case):
