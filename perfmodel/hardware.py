@@ -89,3 +89,61 @@ def probe_cpu(n: int = 1024, repeats: int = 5) -> HardwareSpec:
     _CPU_CACHE["cpu"] = HardwareSpec("cpu", flops, bw, float(mem),
                                      f"measured by probe_cpu (matmul {n}^3, 64 MiB add)")
     return _CPU_CACHE["cpu"]
+
+
+# -- links, cores and the names profilers use (added for whole-program costing) -------------
+
+@dataclasses.dataclass(frozen=True)
+class LinkSpec:
+    """A chip's links: ICI (bidirectional, all ports) and the host link (per direction)."""
+
+    name: str
+    ici_bytes_per_s: float           # bidirectional inter-chip interconnect, per chip
+    host_bytes_per_s: float          # host <-> chip, one direction (nan: not published)
+    source: str
+
+
+TPU_LINKS: dict[str, LinkSpec] = {
+    "tpu-v5e": LinkSpec("tpu-v5e", 400 * _GB, float("nan"),
+                        "cloud.google.com/tpu/docs/v5e (ICI 400 GBps bidirectional per chip)"),
+    "tpu-v5p": LinkSpec("tpu-v5p", 1200 * _GB, float("nan"),
+                        "cloud.google.com/tpu/docs/v5p (ICI 1200 GBps bidirectional per chip)"),
+    "tpu-v6e": LinkSpec("tpu-v6e", 800 * _GB, 64 * _GB,
+                        "cloud.google.com/tpu/docs/v6e (ICI 800 GBps bidirectional per chip; "
+                        "host over PCIe Gen5, taken as x16 = 64 GB/s per direction)"),
+}
+# TensorCores per chip (cloud.google.com/tpu/docs/system-architecture-tpu-vm): v4 and v5p run
+# their two cores as one "megacore" JAX device, v2/v3 expose each core as a device
+TENSORCORES_PER_CHIP = {"tpu-v2": 2, "tpu-v3": 2, "tpu-v4": 2, "tpu-v5e": 1, "tpu-v5p": 2,
+                        "tpu-v6e": 1}
+# device_type strings as XProf / the TPU runtime name them -> our target names
+PROFILER_DEVICE_NAMES = {"TPU v2": "tpu-v2", "TPU v3": "tpu-v3", "TPU v4": "tpu-v4",
+                         "TPU v5 Lite": "tpu-v5e", "TPU v5e": "tpu-v5e", "TPU v5": "tpu-v5p",
+                         "TPU v5p": "tpu-v5p", "TPU v6 Lite": "tpu-v6e", "TPU v6e": "tpu-v6e"}
+
+
+def core_spec(target: str) -> HardwareSpec:
+    """Per-TensorCore figures: the chip's divided by its TensorCores."""
+    chip = spec_for(target)
+    n = TENSORCORES_PER_CHIP.get(target, 1)
+    return HardwareSpec(f"{target}-core", chip.peak_flops_per_s / n, chip.hbm_bytes_per_s / n,
+                        chip.hbm_bytes / n, f"{chip.source}, divided by {n} TensorCore(s)")
+
+
+def target_for_device_type(device_type: str) -> str:
+    """Our target for a profiler's device name ("TPU v6 Lite" -> "tpu-v6e"; "TPU v5" is v5p)."""
+    name = device_type.strip()
+    if name in PROFILER_DEVICE_NAMES:
+        return PROFILER_DEVICE_NAMES[name]
+    raise InputError(f"unknown profiler device type {device_type!r}; known: "
+                     f"{', '.join(PROFILER_DEVICE_NAMES)}")
+
+
+def spec_for_device_type(device_type: str, per: str = "chip") -> HardwareSpec:
+    """Spec of a profiler-named device, ``per`` "chip" or "core"."""
+    target = target_for_device_type(device_type)
+    if per == "chip":
+        return spec_for(target)
+    if per == "core":
+        return core_spec(target)
+    raise InputError(f"per must be 'chip' or 'core', not {per!r}")

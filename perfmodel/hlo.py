@@ -62,6 +62,7 @@ class Instr:
     shapes: tuple[Shape, ...]          # one for arrays, several for tuples
     operands: tuple[str, ...]
     attrs: str
+    line: str = ""                     # the instruction's text (literals of constants, ...)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +155,8 @@ def _parse_instr(line: str) -> Instr:
     opcode = rest[:paren].strip()
     end = _matching(rest, paren)
     operands = tuple(m.group(1) for m in re.finditer(r"%([\w.\-]+)", rest[paren + 1:end]))
-    return Instr(name.lstrip("%"), opcode, _parse_shapes(type_text), operands, rest[end + 1:])
+    return Instr(name.lstrip("%"), opcode, _parse_shapes(type_text), operands, rest[end + 1:],
+                 body)
 
 
 def parse_hlo(text: str) -> tuple[str, dict[str, list[Instr]]]:
@@ -297,31 +299,42 @@ def _costs(instrs: list[Instr], comps: dict, table: dict[str, Instr]):
 
 
 def executed_ops(text: str) -> list[HloOp]:
-    """The ops of the entry computation that run as kernels, in program order."""
+    """The ops that run as kernels, in program order: the entry computation's, with the ops of
+    ``while`` bodies repeated by their trip count and those of ``call``/``conditional``
+    computations (the most expensive branch) in place of the control op; bytes as
+    :mod:`perfmodel.hlo_cost` counts them (dynamic-slice bytes, in-place updates, async copies
+    once). A program without control flow, dynamic slices, custom calls, collectives or async
+    copies gets the same ops as the entry-only count of earlier versions."""
+    from .hlo_cost import walk_module
+
     entry, comps = parse_hlo(text)
-    table = {i.name: i for i in comps[entry]}
+    tables: dict[str, dict[str, Instr]] = {}
     ops = []
-    for ins in comps[entry]:
-        if ins.opcode in NOT_EXECUTED:
-            continue
-        flops, trans, opcodes, dot = _costs([ins], comps, table)
-        operand_shapes = tuple(s for o in ins.operands if o in table
-                               for s in table[o].shapes)
-        cfg = _backend_config(ins.attrs)
-        est = _find(cfg, "estimated_cycles")
-        custom = (cfg.get("fusion_config", {}).get("kind", "") if ins.opcode == "fusion"
-                  else _attr(ins.attrs, "custom_call_target").strip('"'))
-        meta = re.search(r'op_name="([^"]*)"', ins.attrs)
-        result_bytes = sum(s.bytes for s in ins.shapes)
-        ops.append(HloOp(
-            name=ins.name, opcode=ins.opcode, fusion_kind=_attr(ins.attrs, "kind"),
-            fused_opcodes=tuple(sorted(opcodes)), result=ins.shapes, operands=operand_shapes,
-            flops=flops, transcendentals=trans,
-            bytes_accessed=result_bytes + sum(s.bytes for s in operand_shapes),
-            dot_dims=dot, custom_kind=custom,
-            estimated_cycles=float(est) if est not in (None, "") else math.nan,
-            metadata_op=meta.group(1) if meta else ""))
+    for c in walk_module(entry, comps):
+        table = tables.get(c.computation)
+        if table is None:
+            table = tables[c.computation] = {i.name: i for i in comps[c.computation]}
+        op = _hlo_op(c.instr, comps, table, c.cost)
+        ops.extend([op] * max(int(round(c.count)), 0))
     return ops
+
+
+def _hlo_op(ins: Instr, comps: dict, table: dict[str, Instr], cost) -> HloOp:
+    _, _, opcodes, dot = _costs([ins], comps, table)
+    operand_shapes = tuple(s for o in ins.operands if o in table for s in table[o].shapes)
+    cfg = _backend_config(ins.attrs)
+    est = _find(cfg, "estimated_cycles")
+    custom = (cfg.get("fusion_config", {}).get("kind", "") if ins.opcode == "fusion"
+              else _attr(ins.attrs, "custom_call_target").strip('"'))
+    meta = re.search(r'op_name="([^"]*)"', ins.attrs)
+    return HloOp(
+        name=ins.name, opcode=ins.opcode, fusion_kind=_attr(ins.attrs, "kind"),
+        fused_opcodes=tuple(sorted(opcodes)), result=ins.shapes, operands=operand_shapes,
+        flops=cost.flops, transcendentals=cost.transcendentals,
+        bytes_accessed=cost.bytes_accessed,
+        dot_dims=dot, custom_kind=custom,
+        estimated_cycles=float(est) if est not in (None, "") else math.nan,
+        metadata_op=meta.group(1) if meta else "")
 
 
 def _find(cfg, key):
