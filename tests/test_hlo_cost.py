@@ -371,3 +371,14 @@ def test_async_transfer_overlaps_the_ops_between_start_and_done():
     times = {"compute": 3.0, "async": 5.0}
     out = exposed_seconds(seq, lambda c: times.get(c.kind, 0.0) if c.bytes_accessed else 0.0)
     assert out == [0.0, 3.0, 2.0]          # 5 s transfer, 3 s of it hidden behind the add
+
+
+def test_specs_named_as_profilers_name_them():
+    from perfmodel.hardware import spec_for_device_type, target_for_device_type
+    assert target_for_device_type("TPU v6 Lite") == "tpu-v6e"
+    assert target_for_device_type("TPU v5") == "tpu-v5p"
+    core, chip = spec_for_device_type("TPU v5", "core"), spec_for_device_type("TPU v5")
+    assert core.peak_flops_per_s == chip.peak_flops_per_s / 2       # two TensorCores per v5p
+    assert spec_for_device_type("TPU v6 Lite", "core").peak_flops_per_s == 918e12
+    with pytest.raises(HwdistillError, match="unknown profiler device type"):
+        target_for_device_type("TPU v99")
