@@ -30,7 +30,8 @@ Rules (each one testable on hand-written HLO text, ``tests/test_hlo_cost.py``):
   all-gather (n-1)/n * result, reduce-scatter (n-1)/n * operand, all-to-all (n-1)/n * S,
   permute S (n unknown: the limit, factor 1).
 * **Async pairs** (copy-start/copy-done, X-start/X-done): the ``-start`` only issues the
-  transfer (zero cost); the ``-done``, where the program waits, carries the transfer. A copy that
+  transfer (zero cost); the ``-done``, where the program waits, carries the transfer. An
+  ``async-start`` wrapping a computation (``calls=``) is costed as that computation's ops. A copy that
   touches host memory (memory space ``S(5)`` on TPU) goes over the host link.
 * **Control flow** (while, call, conditional): zero cost of their own (kind ``control``);
   :func:`program_ops` costs their computations. A ``while`` runs its body ``n`` times and its
@@ -449,6 +450,13 @@ def _walk(comp: str, comps, count: float, out: list[CostedOp], depth: int = 0) -
             continue
         if op == "call":
             _walk(_attr(ins.attrs, "to_apply"), comps, count, out, depth + 1)
+            continue
+        if op == "async-start" and _attr(ins.attrs, "calls") in comps:
+            # a wrapped computation run asynchronously: its ops are the work
+            _walk(_attr(ins.attrs, "calls"), comps, count, out, depth + 1)
+            continue
+        if op in ("async-update", "async-done") and ins.operands and ins.operands[0] in table \
+                and _attr(table[ins.operands[0]].attrs, "calls") in comps:
             continue
         if op == "conditional":
             m = re.search(r"branch_computations=\{([^}]*)\}", ins.attrs)

@@ -382,3 +382,22 @@ def test_specs_named_as_profilers_name_them():
     assert spec_for_device_type("TPU v6 Lite", "core").peak_flops_per_s == 918e12
     with pytest.raises(HwdistillError, match="unknown profiler device type"):
         target_for_device_type("TPU v99")
+
+
+def test_async_start_wrapping_a_computation_costs_its_ops():
+    text = """HloModule a
+
+%wrapped (p: f32[64,64], q: f32[64,64]) -> f32[64,64] {
+  %p = f32[64,64]{1,0} parameter(0)
+  %q = f32[64,64]{1,0} parameter(1)
+  ROOT %d = f32[64,64]{1,0} dot(%p, %q), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+}
+
+ENTRY %e (x: f32[64,64]) -> f32[64,64] {
+  %x = f32[64,64]{1,0} parameter(0)
+  %s = ((f32[64,64]{1,0}, f32[64,64]{1,0}), f32[64,64]{1,0}, s32[]) async-start(%x, %x), calls=%wrapped
+  ROOT %r = f32[64,64]{1,0} async-done(%s)
+}
+"""
+    ops = program_ops(text)
+    assert [c.name for c in ops] == ["d"] and ops[0].cost.flops == 2 * 64 ** 3
