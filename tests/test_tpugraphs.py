@@ -107,6 +107,12 @@ def test_loko_runs_on_fixture(kernels):
     for m in r["per_kernel"].values():
         assert -1.0 <= m["kendall_tau"] <= 1.0 and m["slowdown_top1"] >= 1.0
     assert -1.0 <= r["kendall_tau_mean"] <= 1.0
+    pw = loko_evaluate(small[:4], objective="pairwise",
+                       xgb_params=dict(n_estimators=10, max_depth=3, learning_rate=0.3))
+    assert pw["kernels"] == 4 and all(-1.0 <= m["kendall_tau"] <= 1.0
+                                      for m in pw["per_kernel"].values())
+    with pytest.raises(InputError, match="objective"):
+        loko_evaluate(small, objective="listwise")
     roof = roofline_evaluate(small)
     assert roof["kernels_all_tied"] == roof["kernels"] == 14
     d = default_config_evaluate(small)
