@@ -144,9 +144,13 @@ def _shape(sp, xla_data_pb2) -> tuple[Shape, ...]:
     name = xla_data_pb2.PrimitiveType.Name(sp.element_type).lower()
     if name in ("token", "opaque_type", "primitive_type_invalid"):
         return ()
-    layout = ",".join(str(d) for d in sp.layout.minor_to_major) if sp.HasField("layout") else ""
-    tiling = "".join("T(" + ",".join(str(d) for d in t.dimensions) + ")"
-                     for t in sp.layout.tiles) if sp.HasField("layout") else ""
+    layout = tiling = ""
+    if sp.HasField("layout"):   # written as HLO text writes it: {1,0:T(8,128)(2,1)S(1)}
+        layout = ",".join(str(d) for d in sp.layout.minor_to_major)
+        tiling = "".join(("T(" if j == 0 else "(") + ",".join(str(d) for d in t.dimensions)
+                         + ")" for j, t in enumerate(sp.layout.tiles))
+        if sp.layout.memory_space:
+            tiling += f"S({sp.layout.memory_space})"
     return (Shape(name, tuple(int(d) for d in sp.dimensions), layout, tiling),)
 
 

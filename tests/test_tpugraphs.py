@@ -117,3 +117,28 @@ def test_loko_runs_on_fixture(kernels):
     assert roof["kernels_all_tied"] == roof["kernels"] == 14
     d = default_config_evaluate(small)
     assert d["slowdown_median"] >= 1.0
+
+
+def _xla_text(module) -> str:
+    """The HLO text XLA itself writes for an HloModuleProto (jaxlib's printer)."""
+    hlo = pytest.importorskip("jaxlib._hlo")
+    from jax._src.lib import xla_client as xc
+    if not hasattr(hlo, "HloPrintOptions"):
+        pytest.skip("this jaxlib has no HloPrintOptions")
+    o = hlo.HloPrintOptions()
+    o.print_percent = o.print_operand_shape = o.print_program_shape = True
+    o.include_layout_in_shapes, o.print_metadata = True, False
+    return xc.XlaComputation(module.SerializeToString()).get_hlo_module().to_string(o)
+
+
+def test_proto_ops_match_the_text_parser(kernels):
+    """The op built from the protobuf equals the one perfmodel.hlo parses from the HLO text XLA
+    prints for the same module: flops, bytes, shapes with layout and tiling, fused opcodes."""
+    from perfmodel.hlo import executed_ops
+    from perfmodel.protos import tuning_pb2
+    td = tuning_pb2.TuningData.FromString(TILE.read_bytes())
+    for m, k in zip(td.modules, kernels):
+        (text_op,) = executed_ops(_xla_text(m.module))
+        for f in ("name", "opcode", "fusion_kind", "fused_opcodes", "result", "operands",
+                  "flops", "transcendentals", "bytes_accessed", "dot_dims"):
+            assert getattr(k.op, f) == getattr(text_op, f), (k.name, f)
