@@ -23,7 +23,8 @@ on ties); the summary is also given over the 8 kernels with >= 10 configurations
 every field of the tile config, so every model ties on them.
 
 ``module_tuning_data_layout.pb`` (one program under 122 layout configurations) is read and
-summarised; with one module there is no leave-one-module-out evaluation to run.
+summarised; with one module there is no leave-one-module-out evaluation to run, so the layout
+model is only evaluated within that module (5 folds by distinct layout), labelled as such.
 
     python benchmarks/tpu_ops.py [--data DIR]
 
@@ -44,8 +45,8 @@ from common import write_result  # noqa: E402
 import numpy as np  # noqa: E402
 
 from perfmodel.tpugraphs import (DEFAULT_TARGET, default_config_evaluate,  # noqa: E402
-                                 loko_evaluate, read_layout_data, read_tile_data,
-                                 roofline_evaluate)
+                                 layout_kfold_evaluate, loko_evaluate, read_layout_data,
+                                 read_tile_data, roofline_evaluate)
 from perfmodel.hardware import spec_for  # noqa: E402
 
 GOAL_TAU = 0.8
@@ -189,10 +190,22 @@ def main():
                   "note": "one module: no leave-one-module-out evaluation is possible; the "
                           "roofline of the entry's ops is the same for every layout config "
                           "(layouts change neither flops nor bytes), so it ties"}
+        kf = layout_kfold_evaluate(lm, seed=args.seed)
+        layout["within_module_5fold"] = {
+            "protocol": "NOT leave-one-module-out: the one module's configurations split into "
+                        "5 folds by distinct layout; XGBoost on layout features (per node and "
+                        "tensor, minor-to-major dims), same hyperparameters as the tile model",
+            **kf}
         print(f"\nlayout data: {lm.name}, {len(lm.rows)} configs ({lm.n_errors} errors), "
               f"runtime {layout['runtime_ms_min']:.1f}-{layout['runtime_ms_max']:.1f} ms "
               f"(spread {layout['runtime_spread']:.4f}x), default config slowdown "
               f"{layout['default_slowdown']:.4f}")
+        print(f"  within this one module (5 folds by distinct layout, not leave-one-module-out):"
+              f" tau mean {kf['kendall_tau_mean']:.3f}, per fold "
+              + ", ".join(f"{p['kendall_tau']:.2f}" for p in kf["per_fold"]) + "; "
+              f"{kf['distinct_layouts']} distinct layouts, {kf['repeated_layouts']} measured "
+              f"more than once (median repeat spread {kf['repeat_log_spread_median']:.1e} in log "
+              f"runtime vs {kf['log_spread_all']:.3f} over all)")
 
     res = {"command": "python benchmarks/tpu_ops.py " + " ".join(sys.argv[1:]),
            "data": str(args.data), "target_spec": spec_for(DEFAULT_TARGET).to_dict(),

@@ -42,7 +42,8 @@ from .hlo import NOT_EXECUTED, HloOp, Instr, Shape, _costs
 __all__ = ["TpuGraphsError", "TileRow", "TileKernel", "LayoutRow", "LayoutModule",
            "read_tile_data", "read_layout_data", "module_instructions", "kernel_op",
            "TILE_FEATURE_NAMES", "tile_features", "loko_evaluate", "ranking_metrics",
-           "roofline_evaluate", "default_config_evaluate", "DEFAULT_TARGET"]
+           "roofline_evaluate", "default_config_evaluate", "layout_features",
+           "layout_kfold_evaluate", "DEFAULT_TARGET"]
 
 DEFAULT_TARGET = "tpu-v3"   # TpuGraphs: "collected on TPU v3"
 _FIX = ("pass the file from the TpuGraphs testdata / dataset "
@@ -472,3 +473,62 @@ def default_config_evaluate(kernels: list[TileKernel]) -> dict:
     v = np.array(list(out.values()))
     return {"per_kernel_slowdown": out, "slowdown_mean": float(v.mean()),
             "slowdown_median": float(np.median(v)), "slowdown_max": float(v.max())}
+
+
+# ------------------------------------------------------------------- layout (one module)
+
+def layout_features(module: LayoutModule) -> np.ndarray:
+    """One row per layout configuration: for each configurable node, each of its tensors'
+    minor-to-major dims (padded with -1; -2 where the tensor's layout is left free), so the
+    columns line up across configurations of the same module."""
+    n_t = max((len(n) for r in module.rows for n in r.layout), default=0)
+    n_d = max((len(t) for r in module.rows for n in r.layout for t in n), default=0)
+    X = np.full((len(module.rows), len(module.config_nodes) * n_t * n_d), -1.0, np.float32)
+    for i, r in enumerate(module.rows):
+        if len(r.layout) != len(module.config_nodes):
+            raise TpuGraphsError(f"module {module.name!r}: config {r.config_index} has "
+                                 f"{len(r.layout)} nodes, config_index_to_node "
+                                 f"{len(module.config_nodes)}; {_FIX}")
+        for j, node in enumerate(r.layout):
+            for a, t in enumerate(node):
+                base = (j * n_t + a) * n_d
+                if not t:
+                    X[i, base] = -2.0
+                X[i, base:base + len(t)] = t
+    return X
+
+
+def layout_kfold_evaluate(module: LayoutModule, folds: int = 5, seed: int = 0,
+                          xgb_params: dict | None = None) -> dict:
+    """Layout configurations of ONE module split into ``folds`` random folds by distinct
+    layout (not leave-one-module-out: there is one module); XGBoost on the layout features
+    ranks each held-out fold. Kendall tau / top-1 slowdown per fold, against the best of that
+    fold; and how far repeated measurements of the same layout lie apart (the noise floor)."""
+    import xgboost as xgb
+    if len(module.rows) < 2 * folds:
+        raise InputError(f"module {module.name!r}: {len(module.rows)} configurations, need "
+                         f">= {2 * folds} for {folds} folds")
+    X = layout_features(module)
+    y = np.log([r.runtime_ns for r in module.rows])
+    # folds by distinct layout: a layout measured twice is never on both sides of a split
+    ids = {lay: i for i, lay in enumerate(dict.fromkeys(r.layout for r in module.rows))}
+    lay_id = np.array([ids[r.layout] for r in module.rows])
+    fold_of = np.empty(len(ids), int)
+    fold_of[np.random.default_rng(seed).permutation(len(ids))] = np.arange(len(ids)) % folds
+    params = dict(XGB_PARAMS if xgb_params is None else xgb_params)
+    per_fold = []
+    for f in range(folds):
+        test = fold_of[lay_id] == f
+        m = xgb.XGBRegressor(**params, random_state=seed, n_jobs=1)
+        m.fit(X[~test], y[~test] - y[~test].mean())
+        per_fold.append(ranking_metrics(m.predict(X[test]), np.exp(y[test])))
+    taus = [p["kendall_tau"] for p in per_fold]
+    slow = [p["slowdown_top1"] for p in per_fold]
+    # repeat measurements of one layout: how far apart they are, next to the whole spread
+    rep = [np.ptp(y[lay_id == i]) for i in range(len(ids)) if (lay_id == i).sum() > 1]
+    return {"module": module.name, "configs": len(y), "distinct_layouts": len(ids),
+            "repeated_layouts": len(rep),
+            "repeat_log_spread_median": float(np.median(rep)) if rep else None,
+            "log_spread_all": float(np.ptp(y)),
+            "folds": folds, "per_fold": per_fold, "kendall_tau_mean": float(np.mean(taus)),
+            "slowdown_top1_mean": float(np.mean(slow)), "features": int(X.shape[1])}

@@ -9,6 +9,7 @@ import pytest
 
 from measurements.errors import InputError, MissingError
 from perfmodel.tpugraphs import (TILE_FEATURE_NAMES, TpuGraphsError, default_config_evaluate,
+                                 layout_features, layout_kfold_evaluate,
                                  loko_evaluate, ranking_metrics, read_layout_data,
                                  read_tile_data, roofline_evaluate, tile_features)
 from perfmodel.features import FEATURE_NAMES
@@ -142,3 +143,14 @@ def test_proto_ops_match_the_text_parser(kernels):
         for f in ("name", "opcode", "fusion_kind", "fused_opcodes", "result", "operands",
                   "flops", "transcendentals", "bytes_accessed", "dot_dims"):
             assert getattr(k.op, f) == getattr(text_op, f), (k.name, f)
+
+
+def test_layout_model_runs_on_fixture():
+    m = read_layout_data(LAYOUT)
+    X = layout_features(m)
+    assert X.shape[0] == len(m.rows) and X.shape[1] % len(m.config_nodes) == 0
+    r = layout_kfold_evaluate(m, folds=2, xgb_params=dict(n_estimators=10, max_depth=3))
+    assert r["configs"] == 5 and len(r["per_fold"]) == 2
+    assert all(-1.0 <= p["kendall_tau"] <= 1.0 for p in r["per_fold"])
+    with pytest.raises(InputError, match="folds"):
+        layout_kfold_evaluate(m, folds=5)
