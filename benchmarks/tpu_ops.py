@@ -106,12 +106,14 @@ def main():
                                                         "slowdown_top1_mean",
                                                         "slowdown_top1_median",
                                                         "slowdown_top1_max",
+                                                        "top5_error_mean",
                                                         "kernels_all_tied")},
                         "roofline": {k: roof[k] for k in ("kernels", "kendall_tau_mean",
                                                           "kendall_tau_median",
                                                           "slowdown_top1_mean",
                                                           "slowdown_top1_median",
                                                           "slowdown_top1_max",
+                                                          "top5_error_mean",
                                                           "kernels_all_tied")},
                         "compiler_default": {k: default_cfg[k] for k in
                                              ("slowdown_mean", "slowdown_median",
@@ -136,10 +138,12 @@ def main():
     print(f"  learned  tau mean {a['model']['kendall_tau_mean']:.3f} median "
           f"{a['model']['kendall_tau_median']:.3f}; slowdown of predicted best mean "
           f"{a['model']['slowdown_top1_mean']:.3f} median {a['model']['slowdown_top1_median']:.3f}"
-          f" max {a['model']['slowdown_top1_max']:.3f}")
+          f" max {a['model']['slowdown_top1_max']:.3f}; top-5 error mean "
+          f"{a['model']['top5_error_mean']:.3f}")
     print(f"  roofline tau mean {a['roofline']['kendall_tau_mean']:.3f} (all "
           f"{a['roofline']['kernels_all_tied']} kernels tied); slowdown (random pick among "
-          f"ties) mean {a['roofline']['slowdown_top1_mean']:.3f}")
+          f"ties) mean {a['roofline']['slowdown_top1_mean']:.3f}; top-5 error mean "
+          f"{a['roofline']['top5_error_mean']:.3f}")
     print(f"  compiler default config: slowdown mean {a['compiler_default']['slowdown_mean']:.3f}"
           f" median {a['compiler_default']['slowdown_median']:.3f}")
     b = summary["kernels_with_10_or_more_configs"]

@@ -1,19 +1,27 @@
 """TpuGraphs reader and the learned TPU op model on the committed fixtures (real TPU timings:
 tests/fixtures/tpugraphs.md)."""
 
-from pathlib import Path
-
 import math
+from pathlib import Path
 
 import pytest
 
 from measurements.errors import InputError, MissingError
-from perfmodel.tpugraphs import (TILE_FEATURE_NAMES, TpuGraphsError, default_config_evaluate,
-                                 layout_features, layout_kfold_evaluate,
-                                 loko_evaluate, ranking_metrics, read_layout_data,
-                                 read_tile_data, roofline_evaluate, tile_features)
 from perfmodel.features import FEATURE_NAMES
 from perfmodel.hardware import spec_for
+from perfmodel.tpugraphs import (
+    TILE_FEATURE_NAMES,
+    TpuGraphsError,
+    default_config_evaluate,
+    layout_features,
+    layout_kfold_evaluate,
+    loko_evaluate,
+    ranking_metrics,
+    read_layout_data,
+    read_tile_data,
+    roofline_evaluate,
+    tile_features,
+)
 
 FIX = Path(__file__).parent / "fixtures"
 TILE = FIX / "tpugraphs_op_tuning_data.pb"
@@ -98,6 +106,11 @@ def test_ranking_metrics():
     assert m["kendall_tau"] == pytest.approx(-1.0) and m["slowdown_top1"] == 3.0
     m = ranking_metrics([5, 5, 5], [10, 20, 30])   # all tied: no information
     assert m["prediction_all_tied"] and m["kendall_tau"] == 0.0 and m["slowdown_top1"] == 2.0
+    # top-2 of 3 tied configs at random: the best (10) is missed with probability 1/3 -> 20
+    m = ranking_metrics([5, 5, 5], [10, 20, 30], top_k=2)
+    assert m["top2_error"] == pytest.approx((2 / 3 * 10 + 1 / 3 * 20) / 10 - 1)
+    m = ranking_metrics([1, 5, 5, 5], [40, 10, 20, 30], top_k=2)   # 40 taken, one of three
+    assert m["top2_error"] == pytest.approx((10 + 20 + 30) / 3 / 10 - 1)
 
 
 def test_loko_runs_on_fixture(kernels):
