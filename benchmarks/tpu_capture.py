@@ -54,8 +54,8 @@ GOALS = {"kernels": 0.95, "all": 0.85}
 
 def device_type(xplane: Path) -> str:
     """The device name the capture records, from XProf's overview page (``device_type``)."""
-    from xprof.convert import raw_to_tool_data
-    data, _ = raw_to_tool_data.xspace_to_tool_data([str(xplane)], "overview_page", {})
+    from perfmodel.trace import xprof_tool_data
+    data = xprof_tool_data(xplane, "overview_page")
     text = data.decode() if isinstance(data, bytes) else data
     found = set(re.findall(r'"device_type"\s*:\s*"([^"]+)"', text))
     if len(found) != 1:

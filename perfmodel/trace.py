@@ -16,6 +16,8 @@ import dataclasses
 import gzip
 import json
 import re
+import shutil
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import numpy as np
 from measurements.errors import HwdistillError
 
 __all__ = ["OpEvent", "OpStat", "TraceError", "load_trace", "parse_events", "op_stats",
-           "xplane_to_trace_json"]
+           "xplane_to_trace_json", "xprof_tool_data"]
 
 
 class TraceError(HwdistillError, ValueError):
@@ -140,9 +142,11 @@ def op_stats(events: list[OpEvent], module: str, *, warmup_runs: int = 1,
     return stats, [sum(runs[r].values()) for r in kept]
 
 
-def xplane_to_trace_json(xplane_path: str | Path) -> dict:
-    """Convert a TPU/GPU ``*.xplane.pb`` with the official XProf converter (``pip install
-    xprof``) into the Chrome-trace JSON :func:`parse_events` reads."""
+def xprof_tool_data(xplane_path: str | Path, tool: str) -> str | bytes:
+    """One XProf tool's output (``trace_viewer``, ``overview_page``, ...) for a TPU/GPU
+    ``*.xplane.pb``, with the official converter (``pip install xprof``). The converter caches
+    files next to its input, so it reads a private copy: the user's directory (perhaps
+    read-only, perhaps a git checkout) is left as it was."""
     try:
         from xprof.convert import raw_to_tool_data
     except ImportError as e:
@@ -151,11 +155,22 @@ def xplane_to_trace_json(xplane_path: str | Path) -> dict:
     p = Path(xplane_path)
     if not p.is_file():
         raise TraceError(f"xplane file {p} does not exist")
-    try:
-        data, _ = raw_to_tool_data.xspace_to_tool_data([str(p)], "trace_viewer", {})
-    except Exception as e:  # the converter raises plain RuntimeErrors on bad protobufs
-        raise TraceError(f"XProf could not convert {p} ({type(e).__name__}: {e}); the file is "
-                         "probably corrupt") from e
+    with tempfile.TemporaryDirectory(prefix="hwdistill-xprof-") as tmp:
+        copy = Path(tmp) / p.name
+        shutil.copyfile(p, copy)
+        try:
+            data, _ = raw_to_tool_data.xspace_to_tool_data([str(copy)], tool, {})
+        except Exception as e:  # the converter raises plain RuntimeErrors on bad protobufs
+            raise TraceError(f"XProf could not convert {p} ({type(e).__name__}: {e}); the "
+                             "file is probably corrupt") from e
+    return data
+
+
+def xplane_to_trace_json(xplane_path: str | Path) -> dict:
+    """Convert a TPU/GPU ``*.xplane.pb`` into the Chrome-trace JSON :func:`parse_events`
+    reads."""
+    p = Path(xplane_path)
+    data = xprof_tool_data(p, "trace_viewer")
     if isinstance(data, bytes):
         data = data.decode()
     trace = json.loads(data) if isinstance(data, str) else data

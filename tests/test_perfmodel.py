@@ -98,7 +98,9 @@ def test_corrupt_trace_files(tmp_path):
 
 def test_tpu_xplane_parsed_against_xprof_hlo_stats():
     """Real TPU v6e capture: our per-op totals against XProf's own hlo_stats tool."""
+    before = sorted(FIX.iterdir())
     events = parse_events(xplane_to_trace_json(FIX / "tpu_inference_2.xplane.pb"))
+    assert sorted(FIX.iterdir()) == before        # XProf's cache files go elsewhere
     assert {e.device for e in events} >= {f"/device:TPU:{i}" for i in range(4)}
     ours_n, ours_t = {}, {}
     for e in events:
