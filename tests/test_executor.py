@@ -100,6 +100,24 @@ def die_beside(marker: str):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def test_a_death_is_charged_only_to_a_job_that_ran_alone():
+    # the pool cannot say which of several running jobs killed it: none is charged, all
+    # re-run alone; a death with one job running is that job's
+    from measurements.executor import _Entry
+    ex = ProcessExecutor(2, backoff_s=0.0)
+    a, b = _Entry(Job("a", sum, ([1],), max_retries=0)), _Entry(Job("b", sum, ([1],)))
+    assert ex._after_death([a, b], RuntimeError("x")) == []
+    assert (a.deaths, b.deaths, a.suspect, b.suspect) == (0, 0, True, True)
+    assert [e.job.key for e in ex._waiting] == ["a", "b"]       # order kept, alone from now
+    ex._waiting.clear()
+    a.starts = 2
+    failed, = ex._after_death([a], RuntimeError("killed"))
+    assert not failed.ok and failed.attempts == 2
+    assert "died 1 time(s) running this job alone (RuntimeError: killed)" in failed.error
+    assert b.deaths == 0 and ex._after_death([b], RuntimeError("x")) == [] and b.deaths == 1
+
+
+@pytest.mark.slow   # needs both workers up at once: under heavy load the pool ran them in turn
 def test_a_job_is_never_failed_for_dying_beside_another(tmp_path):
     # the pool breaks while "busy" runs beside the job that kills its worker; "busy" has no
     # retries to spare, yet it is not charged: it re-runs alone and succeeds
