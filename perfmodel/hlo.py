@@ -17,7 +17,8 @@ from collections import Counter
 from typing import Iterable
 from measurements.errors import HwdistillError
 
-__all__ = ["HloOp", "Shape", "HloParseError", "parse_hlo", "executed_ops", "DTYPE_BYTES"]
+__all__ = ["HloOp", "Shape", "HloParseError", "parse_hlo", "executed_ops", "instruction_costs",
+           "DTYPE_BYTES"]
 
 DTYPE_BYTES = {"pred": 1, "s4": 0.5, "u4": 0.5, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "s32": 4,
                "u32": 4, "s64": 8, "u64": 8, "f16": 2, "bf16": 2, "f32": 4, "f64": 8,
@@ -257,7 +258,7 @@ def _conv_flops(lhs, rhs, out, attrs) -> tuple[float, tuple[int, int, int, int]]
                         in_f * math.prod(size))
 
 
-def _costs(instrs: list[Instr], comps: dict, table: dict[str, Instr]):
+def instruction_costs(instrs: list[Instr], comps: dict, table: dict[str, Instr]):
     """Flops, transcendentals, opcodes and the largest dot of a list of instructions."""
     flops = trans = 0.0
     opcodes: list[str] = []
@@ -265,7 +266,7 @@ def _costs(instrs: list[Instr], comps: dict, table: dict[str, Instr]):
     for ins in instrs:
         if ins.opcode == "fusion":
             sub = comps.get(_attr(ins.attrs, "calls"), [])
-            f, t, ops, d = _costs(sub, comps, {i.name: i for i in sub})
+            f, t, ops, d = instruction_costs(sub, comps, {i.name: i for i in sub})
             flops, trans = flops + f, trans + t
             opcodes += ops
             best_dot = max(best_dot, d, key=math.prod)
@@ -320,7 +321,7 @@ def executed_ops(text: str) -> list[HloOp]:
 
 
 def _hlo_op(ins: Instr, comps: dict, table: dict[str, Instr], cost) -> HloOp:
-    _, _, opcodes, dot = _costs([ins], comps, table)
+    _, _, opcodes, dot = instruction_costs([ins], comps, table)
     operand_shapes = tuple(s for o in ins.operands if o in table for s in table[o].shapes)
     cfg = _backend_config(ins.attrs)
     est = _find(cfg, "estimated_cycles")

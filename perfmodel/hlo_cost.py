@@ -31,8 +31,8 @@ Rules (each one testable on hand-written HLO text, ``tests/test_hlo_cost.py``):
   permute S (n unknown: the limit, factor 1).
 * **Async pairs** (copy-start/copy-done, X-start/X-done): the ``-start`` only issues the
   transfer (zero cost); the ``-done``, where the program waits, carries the transfer. An
-  ``async-start`` wrapping a computation (``calls=``) is costed as that computation's ops. A copy that
-  touches host memory (memory space ``S(5)`` on TPU) goes over the host link.
+  ``async-start`` wrapping a computation (``calls=``) is costed as that computation's ops. A
+  copy that touches host memory (memory space ``S(5)`` on TPU) goes over the host link.
 * **Control flow** (while, call, conditional): zero cost of their own (kind ``control``);
   :func:`program_ops` costs their computations. A ``while`` runs its body ``n`` times and its
   condition ``n + 1`` times, with ``n`` from XLA's ``known_trip_count`` or, failing that, from
@@ -51,8 +51,8 @@ import re
 import warnings
 from typing import Iterable, Sequence
 
-from .hlo import (NOT_EXECUTED, HloParseError, Instr, Shape, _attr, _backend_config, _costs,
-                  _find, _matching, _parse_instr, _parse_shapes, parse_hlo)
+from .hlo import (NOT_EXECUTED, HloParseError, Instr, Shape, _attr, _backend_config,
+                  instruction_costs, _find, _matching, _parse_instr, _parse_shapes, parse_hlo)
 
 __all__ = ["OpCost", "CostedOp", "InstructionParseError", "cost_instruction", "program_ops",
            "program_totals", "trip_count", "roofline_s", "KINDS", "COLLECTIVES"]
@@ -351,7 +351,7 @@ def _cost(ins: Instr, operands: list[tuple[Shape, ...]], comps: dict[str, list[I
         rule = "fusion body not given: one flop per output element"
     else:
         try:
-            flops, trans, _, _ = _costs([ins], comps, table)
+            flops, trans, _, _ = instruction_costs([ins], comps, table)
         except (KeyError, IndexError) as e:
             raise InstructionParseError(
                 f"cannot cost {ins.name} ({op}): operand types missing or of the wrong rank "

@@ -37,7 +37,7 @@ from measurements.errors import InputError, MissingError
 
 from .features import FEATURE_NAMES, op_features
 from .hardware import HardwareSpec, spec_for
-from .hlo import NOT_EXECUTED, HloOp, Instr, Shape, _costs
+from .hlo import NOT_EXECUTED, HloOp, Instr, Shape, instruction_costs
 
 __all__ = ["TpuGraphsError", "TileRow", "TileKernel", "LayoutRow", "LayoutModule",
            "read_tile_data", "read_layout_data", "module_instructions", "kernel_op",
@@ -228,7 +228,7 @@ def _ops(entry: str, comps: dict[str, list[Instr]], path, name) -> list[HloOp]:
         if ins.opcode in NOT_EXECUTED:
             continue
         try:
-            flops, trans, opcodes, dot = _costs([ins], comps, table)
+            flops, trans, opcodes, dot = instruction_costs([ins], comps, table)
         except (KeyError, IndexError, ValueError) as e:
             raise TpuGraphsError(f"{path}: cannot cost instruction {ins.name!r} of module "
                                  f"{name!r} ({type(e).__name__}: {e}); {_FIX}") from None
