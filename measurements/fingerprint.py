@@ -72,6 +72,9 @@ class HardwareFingerprint:
         return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
 
     def describe(self) -> str:
+        if not self.cpu_cores and not self.jax_version:   # e.g. from a profiler capture
+            return (f"{self.target} [{self.device_kind}] x{self.device_count}, host and "
+                    f"software not recorded (id {self.id})")
         return (f"{self.target} [{self.device_kind}] on {self.cpu_model} x{self.cpu_cores}, "
                 f"jax {self.jax_version} (id {self.id})")
 

@@ -24,6 +24,7 @@ _LAZY = {
     # measuring and profiling
     "measure_latency": ".measure", "Measurement": ".measure",
     "profile_pairs": ".sweep", "profile_compiled": ".profile", "TraceError": ".trace",
+    "read_capture": ".capture", "store_capture": ".capture", "CaptureError": ".capture",
     # validation and baselines
     "measure_interleaved": ".validate", "score": ".validate",
     "FlopsLinear": ".baselines", "RooflineLinear": ".baselines", "ArchRegressor": ".baselines",

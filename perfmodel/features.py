@@ -11,7 +11,7 @@ import numpy as np
 from .hardware import HardwareSpec
 from .hlo import ELEMENTWISE, TRANSCENDENTAL, HloOp
 
-__all__ = ["FEATURE_SCHEMA", "FEATURE_NAMES", "op_features", "feature_matrix"]
+__all__ = ["FEATURE_SCHEMA", "FEATURE_NAMES", "op_features", "feature_matrix", "op_kind"]
 
 FEATURE_SCHEMA = 1
 _CLASSES = {
@@ -65,3 +65,21 @@ def feature_matrix(ops: list[HloOp], spec: HardwareSpec) -> np.ndarray:
     if not ops:
         return np.zeros((0, len(FEATURE_NAMES)), np.float32)
     return np.asarray([op_features(o, spec) for o in ops], dtype=np.float32)
+
+
+# the class that names a fusion: its most telling fused opcode class, first match in this order
+_KIND_ORDER = ("dot", "reduce", "gather", "transcendental", "elementwise", "broadcast", "slice",
+               "layout", "iota")
+
+
+def op_kind(op: HloOp) -> str:
+    """A coarse kind, for reporting what a model was trained on and which ops of a program it
+    never saw: the opcode, and for a fusion the class of what it fuses (``fusion:dot`` for any
+    fusion with a dot or convolution, then reduce, gather, ...; ``fusion:other``)."""
+    if op.opcode != "fusion":
+        return op.opcode
+    fused = set(op.fused_opcodes)
+    for c in _KIND_ORDER:
+        if fused & _CLASSES[c]:
+            return f"fusion:{c}"
+    return "fusion:other"

@@ -35,6 +35,7 @@ import numpy as np
 from distill import StudentConfig, Workload
 
 from . import parts
+from .features import op_kind
 from .hardware import spec_for
 from .hlo import HloOp, executed_ops
 from .latency_model import LatencyModel
@@ -43,7 +44,8 @@ from .opcache import OpListCache, ShippedOpLists
 __all__ = ["Prediction", "Predictor"]
 
 PRIME_AFTER = 64     # programs read from the shipped table before all its ops are predicted
-QUANTITIES = ("n_ops", "flops", "bytes_accessed", "roofline_s", "xla_cycles", "pred_us")
+QUANTITIES = ("n_ops", "flops", "bytes_accessed", "roofline_s", "xla_cycles", "pred_us",
+              "unseen_ops")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +56,9 @@ class Prediction:
     roofline_ms: float          # sum of per-op roofline times
     xla_estimated_cycles: float  # TPU compiler's own estimate (nan on CPU)
     n_ops: float
+    # ops of a kind (features.op_kind) the learned model never saw in training: their times
+    # are extrapolated (nan: analytic, or a model fitted before kinds were recorded)
+    unseen_ops: float = math.nan
 
 
 @dataclasses.dataclass
@@ -95,7 +100,9 @@ class Predictor:
         self.table = ShippedOpLists.default(target) if table is _DEFAULT else table
         self._sigs: dict[tuple, _Sig] = {}
         self._programs: dict[tuple, dict[str, float]] = {}
-        self._op_memo: dict[tuple, tuple[float, float]] = {}
+        self._op_memo: dict[tuple, tuple[float, float, float]] = {}
+        kinds = (model.summary.get("training_op_kinds") if model is not None else None)
+        self._seen_kinds = None if kinds is None else frozenset(kinds)
         self._from_table = 0
         self.compiles = 0
         self.compile_s = 0.0
@@ -130,8 +137,9 @@ class Predictor:
         return ops
 
     def _memo_ops(self, ops: list[HloOp]) -> list[tuple]:
-        """Per-op roofline time and learned op time, memoised per distinct op; new ops are
-        predicted in one call. Returns the ops' memo keys."""
+        """Per-op roofline time, learned op time and whether the model saw the op's kind,
+        memoised per distinct op; new ops are predicted in one call. Returns the ops' memo
+        keys."""
         memo = self._op_memo
         keys = [_op_key(o) for o in ops]
         new = {k: o for k, o in zip(keys, ops) if k not in memo}
@@ -139,8 +147,10 @@ class Predictor:
             new_ops = list(new.values())
             pred = (self.model.predict_ops_us(new_ops) if self.model is not None
                     else np.full(len(new_ops), math.nan))
+            seen = self._seen_kinds
             for k, o, p in zip(new, new_ops, pred):
-                memo[k] = (self.spec.roofline_s(o.flops, o.bytes_accessed), float(p))
+                memo[k] = (self.spec.roofline_s(o.flops, o.bytes_accessed), float(p),
+                           math.nan if seen is None else float(op_kind(o) not in seen))
         return keys
 
     def _totals(self, ops: list[HloOp], keys: list[tuple]) -> dict[str, float]:
@@ -151,7 +161,8 @@ class Predictor:
                 "bytes_accessed": sum(o.bytes_accessed for o in ops),
                 "roofline_s": sum(memo[k][0] for k in keys),
                 "xla_cycles": float(sum(cycles)) if cycles else math.nan,
-                "pred_us": sum(memo[k][1] for k in keys)}
+                "pred_us": sum(memo[k][1] for k in keys),
+                "unseen_ops": sum(memo[k][2] for k in keys)}
 
     def _load_programs(self, progs, wl: Workload) -> None:
         """Totals of the programs not seen yet, their new ops predicted in one batch."""
@@ -205,7 +216,7 @@ class Predictor:
         est = s.ext(L, "xla_cycles")
         if self.model is not None:
             ms = self.model.compose_us(s.ext(L, "pred_us"), n_ops) / 1e3
-            return Prediction(ms, True, "learned", roof_ms, est, n_ops)
+            return Prediction(ms, True, "learned", roof_ms, est, n_ops, s.ext(L, "unseen_ops"))
         return Prediction(roof_ms, False, "analytic-roofline", roof_ms, est, n_ops)
 
     def predict_many(self, cfgs: list[StudentConfig], wl: Workload) -> list[Prediction]:

@@ -16,10 +16,10 @@ from pathlib import Path
 import jax
 
 from .hlo import HloOp, executed_ops
-from .trace import OpStat, TraceError, load_trace, op_stats, parse_events
+from .trace import OpEvent, OpStat, TraceError, load_trace, op_stats, parse_events
 
 __all__ = ["ProgramProfile", "ProfileMismatchError", "profile_compiled", "join_profile",
-           "program_key", "module_name"]
+           "join_events", "program_key", "module_name"]
 
 
 class ProfileMismatchError(TraceError):
@@ -59,9 +59,17 @@ def join_profile(hlo_text: str, trace: dict, *, warmup_runs: int = 1,
     Trace events naming an op that is not in the HLO are an error (wrong program, or a parser
     gap); executed HLO ops absent from the trace are listed in ``not_in_trace``.
     """
+    return join_events(hlo_text, parse_events(trace), warmup_runs=warmup_runs, device=device)
+
+
+def join_events(hlo_text: str, events: list[OpEvent], *, module: str | None = None,
+                warmup_runs: int = 1, device: str | None = None) -> ProgramProfile:
+    """:func:`join_profile` on parsed op events; ``module`` is the events' module name
+    (default: the HLO's own name; a device capture may hold several programs of one name, told
+    apart by their program id)."""
     ops = executed_ops(hlo_text)
-    module = module_name(hlo_text)
-    stats, sums = op_stats(parse_events(trace), module, warmup_runs=warmup_runs, device=device)
+    module = module or module_name(hlo_text)
+    stats, sums = op_stats(events, module, warmup_runs=warmup_runs, device=device)
     by_name = {o.name: o for o in ops}
     unknown = sorted(set(stats) - set(by_name))
     if unknown:

@@ -12,6 +12,7 @@ Two Chrome-trace JSON flavours are read:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import json
@@ -20,12 +21,14 @@ import shutil
 import tempfile
 from collections import defaultdict
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from measurements.errors import HwdistillError
 
 __all__ = ["OpEvent", "OpStat", "TraceError", "load_trace", "parse_events", "op_stats",
-           "xplane_to_trace_json", "xprof_tool_data"]
+           "xplane_to_trace_json", "xprof_tool_data", "xprof_capture", "ModuleRun",
+           "parse_module_runs"]
 
 
 class TraceError(HwdistillError, ValueError):
@@ -113,6 +116,40 @@ def parse_events(trace: dict) -> list[OpEvent]:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class ModuleRun:
+    """One execution of a module on a device plane ("XLA Modules" thread of an XProf trace)."""
+
+    module: str      # as the profiler names it, with its program id: "jit_f(1219...)"
+    run: str         # the OpEvent.run of its ops
+    device: str
+    ts_us: float
+    dur_us: float
+
+
+def parse_module_runs(trace: dict) -> list[ModuleRun]:
+    """Every module execution on the device planes of an XProf trace (none in a JAX CPU
+    trace, whose op events name their module themselves)."""
+    events = trace["traceEvents"]
+    procs, threads = {}, {}
+    for e in events:
+        if e.get("ph") == "M" and e.get("name") == "process_name":
+            procs[e.get("pid")] = e.get("args", {}).get("name", "")
+        elif e.get("ph") == "M" and e.get("name") == "thread_name":
+            threads[(e.get("pid"), e.get("tid"))] = e.get("args", {}).get("name", "")
+    out = []
+    for e in events:
+        if e.get("ph") != "X" or threads.get((e.get("pid"), e.get("tid"))) != "XLA Modules":
+            continue
+        try:
+            out.append(ModuleRun(e["name"], f"{e['pid']}:{(e.get('args') or {}).get('group_id')}",
+                                 procs.get(e["pid"], ""), float(e["ts"]),
+                                 float(e.get("dur", 0.0))))
+        except (KeyError, TypeError, ValueError) as err:
+            raise TraceError(f"malformed module event {str(e)[:160]}: {err}") from err
+    return out
+
+
 def op_stats(events: list[OpEvent], module: str, *, warmup_runs: int = 1,
              device: str | None = None) -> tuple[dict[str, OpStat], list[float]]:
     """Per-op statistics for ``module`` after dropping the first ``warmup_runs`` executions,
@@ -142,38 +179,86 @@ def op_stats(events: list[OpEvent], module: str, *, warmup_runs: int = 1,
     return stats, [sum(runs[r].values()) for r in kept]
 
 
-def xprof_tool_data(xplane_path: str | Path, tool: str) -> str | bytes:
-    """One XProf tool's output (``trace_viewer``, ``overview_page``, ...) for a TPU/GPU
-    ``*.xplane.pb``, with the official converter (``pip install xprof``). The converter caches
-    files next to its input, so it reads a private copy: the user's directory (perhaps
-    read-only, perhaps a git checkout) is left as it was."""
+def _converter():
     try:
         from xprof.convert import raw_to_tool_data
     except ImportError as e:
         raise TraceError("reading *.xplane.pb needs the XProf converter: pip install "
                          "'hwdistill[xprof]' (or pip install xprof)") from e
+    return raw_to_tool_data
+
+
+@contextlib.contextmanager
+def _private_copy(xplane_path: str | Path) -> Iterator[Path]:
+    """A copy of the capture in a temporary directory: the converter caches files next to its
+    input (op stats, one ``MODULE.hlo_proto.pb`` per module), so it reads a private copy and
+    the user's directory (perhaps read-only, perhaps a git checkout) is left as it was."""
     p = Path(xplane_path)
     if not p.is_file():
         raise TraceError(f"xplane file {p} does not exist")
     with tempfile.TemporaryDirectory(prefix="hwdistill-xprof-") as tmp:
         copy = Path(tmp) / p.name
         shutil.copyfile(p, copy)
-        try:
-            data, _ = raw_to_tool_data.xspace_to_tool_data([str(copy)], tool, {})
-        except Exception as e:  # the converter raises plain RuntimeErrors on bad protobufs
-            raise TraceError(f"XProf could not convert {p} ({type(e).__name__}: {e}); the "
-                             "file is probably corrupt") from e
+        yield copy
+
+
+def _tool(copy: Path, original: Path, tool: str, params: dict | None = None):
+    try:
+        data, _ = _converter().xspace_to_tool_data([str(copy)], tool, params or {})
+    except Exception as e:  # the converter raises plain RuntimeErrors on bad protobufs
+        raise TraceError(f"XProf could not convert {original} ({type(e).__name__}: {e}); the "
+                         "file is probably corrupt") from e
     return data
 
 
-def xplane_to_trace_json(xplane_path: str | Path) -> dict:
-    """Convert a TPU/GPU ``*.xplane.pb`` into the Chrome-trace JSON :func:`parse_events`
-    reads."""
-    p = Path(xplane_path)
-    data = xprof_tool_data(p, "trace_viewer")
+def xprof_tool_data(xplane_path: str | Path, tool: str, params: dict | None = None
+                    ) -> str | bytes:
+    """One XProf tool's output (``trace_viewer``, ``overview_page``, ...) for a TPU/GPU
+    ``*.xplane.pb``, with the official converter (``pip install xprof``), read from a private
+    copy of the file."""
+    with _private_copy(xplane_path) as copy:
+        return _tool(copy, Path(xplane_path), tool, params)
+
+
+def _trace_json(data, p: Path) -> dict:
     if isinstance(data, bytes):
         data = data.decode()
     trace = json.loads(data) if isinstance(data, str) else data
     if not isinstance(trace, dict) or "traceEvents" not in trace:
         raise TraceError(f"XProf returned no trace events for {p}")
     return trace
+
+
+def xplane_to_trace_json(xplane_path: str | Path) -> dict:
+    """Convert a TPU/GPU ``*.xplane.pb`` into the Chrome-trace JSON :func:`parse_events`
+    reads."""
+    return _trace_json(xprof_tool_data(xplane_path, "trace_viewer"), Path(xplane_path))
+
+
+_HLO_PROTO = ".hlo_proto.pb"
+
+
+def xprof_capture(xplane_path: str | Path) -> tuple[dict, dict[str, str]]:
+    """The Chrome trace of a capture (as :func:`xplane_to_trace_json`) and the HLO text of
+    every module whose HLO the capture carries, ``{"jit_f(1219...)": "HloModule jit_f, ..."}``
+    (keys as the "XLA Modules" events name the module: name and program id).
+
+    The HLO comes from the capture's ``/host:metadata`` plane the way XProf's own UI gets it:
+    listing the tools writes one ``MODULE.hlo_proto.pb`` per module next to the (private copy
+    of the) capture, and the ``graph_viewer`` tool prints each as HLO text (``long_txt``,
+    with the backend configs, e.g. the TPU compiler's ``estimated_cycles``)."""
+    p = Path(xplane_path)
+    with _private_copy(p) as copy:
+        trace = _trace_json(_tool(copy, p, "trace_viewer"), p)
+        try:
+            _converter().xspace_to_tool_names([str(copy)])
+        except Exception as e:
+            raise TraceError(f"XProf could not list the tools of {p} ({type(e).__name__}: "
+                             f"{e}); the file is probably corrupt") from e
+        modules = {}
+        for f in sorted(copy.parent.glob("*" + _HLO_PROTO)):
+            name = f.name[:-len(_HLO_PROTO)]
+            text = _tool(copy, p, "graph_viewer", {"graph_viewer_options": {
+                "type": "long_txt", "module_name": name}})
+            modules[name] = text.decode() if isinstance(text, bytes) else str(text)
+    return trace, modules

@@ -4,21 +4,63 @@ versioned artifact directory (op_model.json + meta.json: feature schema, fingerp
 spec, training summary and cross-validated metrics).
 
   hwdistill fit                          # this machine's fingerprint, default store
+  hwdistill fit --target tpu-v6e         # the TPU v6e records (e.g. an imported capture)
   hwdistill fit --fingerprint 4c2259b77454 --out my-model/
+
+The summary lists the kinds of op the model was trained on (`training_op_kinds`): a model
+knows the kinds it saw; the ops of other kinds in a program it predicts are extrapolated, and
+`hwdistill predict` counts them (`unseen_ops`).
 """
 
 from __future__ import annotations
 
 import json
 
+from measurements.errors import InputError
+
 from .common import add_store_arg, default_model_dir
 
 
 def add_parser(p):
     add_store_arg(p)
-    p.add_argument("--fingerprint", help="fingerprint id to train on (default: this machine)")
+    sel = p.add_mutually_exclusive_group()
+    sel.add_argument("--fingerprint", help="fingerprint id to train on (default: this machine)")
+    sel.add_argument("--target", help="train on the store's records of this target, e.g. "
+                                      "tpu-v6e (from `hwdistill store import CAPTURE`)")
     p.add_argument("--out", help="artifact directory (default: hwdistill-models/FINGERPRINT)")
     p.add_argument("--seed", type=int, default=0)
+
+
+def _of_target(fp, target: str) -> bool:
+    """A fingerprint's records are of ``target``: named so, or a local TPU whose device kind
+    the profilers' names map to it."""
+    if fp.target == target:
+        return True
+    if fp.platform != "tpu":
+        return False
+    from perfmodel.hardware import target_for_device_type
+    try:
+        return target_for_device_type(fp.device_kind) == target
+    except InputError:
+        return False
+
+
+def select_fingerprint(store, target: str):
+    """The one fingerprint of ``target`` in ``store``; an error naming what it holds if none
+    or several."""
+    fps = store.fingerprints()
+    hits = [fp for fp in fps if _of_target(fp, target)]
+    if len(hits) == 1:
+        return hits[0]
+    held = "; ".join(fp.describe() for fp in fps) or "no fingerprint at all"
+    if not hits:
+        raise InputError(
+            f"store {store.path} holds no records of target {target!r} (it holds: {held}). "
+            f"Import a profile of {target} first: `hwdistill store import CAPTURE.xplane.pb` "
+            "(a profiler capture from that TPU) or `hwdistill store import OTHER.db`")
+    raise InputError(f"store {store.path} holds {len(hits)} fingerprints of {target!r}: "
+                     + "; ".join(fp.describe() for fp in hits)
+                     + ". Pick one with --fingerprint ID")
 
 
 def run(args):
@@ -27,12 +69,30 @@ def run(args):
     from perfmodel.latency_model import fit_from_store
 
     with Store(args.store, readonly=True) as store:
-        fp = store.fingerprint(args.fingerprint) if args.fingerprint else detect("cpu")
-        if not args.fingerprint:
+        if args.fingerprint:
+            fp = store.fingerprint(args.fingerprint)
+        elif args.target and args.target != "cpu":
+            fp = select_fingerprint(store, args.target)
+        else:
+            fp = detect("cpu")
             store.fingerprint(fp.id)  # clear error if this machine has no records here
-        spec = spec_for("cpu" if fp.platform == "cpu" else fp.target)
+        name = "cpu" if fp.platform == "cpu" else fp.target
+        if name == "tpu":   # profiled on a TPU VM: the device kind names the generation
+            from perfmodel.hardware import target_for_device_type
+            name = args.target or target_for_device_type(fp.device_kind)
+        spec = spec_for(name)
         model = fit_from_store(store, fp.id, spec, seed=args.seed)
     out = model.save(args.out or default_model_dir(fp.id))
     print(json.dumps(model.summary, indent=2, default=float))
+    kinds = model.summary["training_op_kinds"]
+    lo, hi = model.summary["training_op_bytes_range"]
+    print(f"trained on {model.summary['ops']} ops of {model.summary['programs']} programs of "
+          f"{fp.describe()}; op kinds: " + ", ".join(f"{k} x{n}" for k, n in kinds.items())
+          + f"; bytes moved per op {lo:.3g} to {hi:.3g} (a tree model does not extrapolate "
+          "beyond the sizes it saw)")
+    if not any(k == "fusion:dot" or k in ("dot", "convolution") for k in kinds):
+        print("note: no matmul (dot/convolution) op among them: a transformer's matmul "
+              "fusions are extrapolated by this model; `hwdistill predict` counts such ops "
+              "(unseen_ops)")
     print(f"model written to {out}")
     return 0

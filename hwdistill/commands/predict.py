@@ -5,14 +5,17 @@
   hwdistill predict --arch archs.jsonl --workload 8,128 --json   # batch: one JSON per line
 
 On --target cpu the learned model of this machine is used (calibrated); on tpu-<gen> the
-program is compiled ahead-of-time for that TPU through libtpu and predicted by a learned model
-if --model names one for that TPU, else analytically from the roofline of the hardware spec
-(uncalibrated), next to the TPU compiler's own cycle estimate.
+program is compiled ahead-of-time for that TPU through libtpu and predicted by the learned model
+of that TPU (--model DIR, or the one `hwdistill fit --target tpu-<gen>` wrote under
+hwdistill-models/), calibrated, else analytically from the roofline of the hardware spec
+(uncalibrated); the TPU compiler's own cycle estimate is shown beside. `unseen_ops` counts the
+program's ops of kinds the model was never trained on (their times are extrapolated).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -29,7 +32,8 @@ def add_parser(p):
                         "(repeatable)")
     p.add_argument("--workload", default="8,128", metavar="B,S[,DTYPE]")
     p.add_argument("--target", default="cpu", help=f"one of {', '.join(TARGETS)}")
-    p.add_argument("--model", help="latency model artifact (default: this machine's, for cpu)")
+    p.add_argument("--model", help="latency model artifact (default: this machine's for cpu, "
+                                   "the one fitted for the target for tpu-<gen>)")
     p.add_argument("--analytic", action="store_true", help="skip the learned model")
     p.add_argument("--json", action="store_true", help="print one JSON object per line")
 
@@ -60,7 +64,13 @@ def run(args):
     if not args.analytic:
         if args.model:
             model = LatencyModel.load(args.model)
-        elif args.target == "cpu":
+            if model.spec.name != args.target:
+                raise InputError(f"model {args.model} was trained for {model.spec.name!r}, not "
+                                 f"--target {args.target!r}; pass a model of {args.target} or "
+                                 "another --target")
+        elif args.target != "cpu":
+            model = _tpu_model(args.target)
+        else:
             fp = detect("cpu")
             d = Path(default_model_dir(fp.id))
             if not d.is_dir():
@@ -80,11 +90,36 @@ def run(args):
                "status": "calibrated" if p.calibrated else "uncalibrated",
                "method": p.method, "roofline_ms": round(p.roofline_ms, 4),
                "xla_estimated_cycles": p.xla_estimated_cycles, "ops": int(p.n_ops),
+               "unseen_ops": None if p.unseen_ops != p.unseen_ops else int(p.unseen_ops),
                "predict_s": round(dt, 4)}
         rows.append(row)
         if args.json:
             print(json.dumps(row))
     if not args.json:
         print_table(rows, ["arch", "target", "workload", "latency_ms", "status", "roofline_ms",
-                           "xla_estimated_cycles", "ops", "predict_s"])
+                           "xla_estimated_cycles", "ops", "unseen_ops", "predict_s"])
+    if model is not None and any(r["unseen_ops"] for r in rows):
+        kinds = model.summary.get("training_op_kinds", {})
+        print(f"note: {args.target} model trained on {model.summary.get('ops')} ops of "
+              f"{model.summary.get('programs')} programs, of kinds {', '.join(kinds)}; "
+              "unseen_ops are ops of other kinds, whose times it extrapolates",
+              file=sys.stderr)
     return 0
+
+
+def _tpu_model(target: str):
+    """The learned model fitted for ``target``, or None (analytic prediction, said on
+    stderr)."""
+    from perfmodel.latency_model import LatencyModel, default_model_dir, models_for_target
+    found = models_for_target(target)
+    if len(found) > 1:
+        raise InputError(f"{len(found)} latency models of {target} in "
+                         f"{default_model_dir('_').parent}: {[str(d) for d in found]}; pass "
+                         "--model DIR")
+    if not found:
+        print(f"no latency model of {target} in {default_model_dir('_').parent}: analytic "
+              "roofline (uncalibrated). To calibrate: `hwdistill store import CAPTURE.xplane.pb` "
+              f"(a profile taken on {target}), then `hwdistill fit --target {target}`",
+              file=sys.stderr)
+        return None
+    return LatencyModel.load(found[0])
