@@ -2,12 +2,18 @@
 space, ours against NSGA-II and random search at the same budget.
 
 Every method evaluates candidates through the same two expensive objectives: the median latency
-timed here (``--workload``) and STS-B Spearman after ``--flash-steps`` of flash distillation
-(scored on STS-B *train* pairs; dev stays held out). Ours also gets the latency predictor as the
-GP's prior mean (the latency residual) and the exact parameter-free structure of the space.
-An evaluation is memoised by candidate in the benchmark's store, so a candidate two methods (or
-seeds) both visit is measured and distilled once; a killed run resumes from the store (ours
-through its own search run, the others by replaying their seeded runs over the memo).
+timed here (``--workload``) and STS-B dev Spearman after ``--flash-steps`` of flash
+distillation. Ours also gets the latency predictor as the GP's prior mean (the latency
+residual) and the exact parameter-free structure of the space. An evaluation is memoised by
+candidate (and by this machine's fingerprint) in the benchmark's store, so a candidate two
+methods (or seeds) both visit is measured and distilled once; a killed run resumes from the
+store (ours through its own search run, the others by replaying their seeded runs over the
+memo).
+
+What the latency residual changes (``--methods ours-trust,ours-nobase``): ``ours-trust`` takes
+the predicted latency as exact (a cheap objective inside the acquisition, never corrected by
+what is measured); ``ours-nobase`` models the measured latency with no predictor at all. Every
+candidate any method picks is still measured, so all are scored on the same hypervolume.
 
 Hypervolume of (-STS-B, log latency) against the number of evaluations, per method and seed,
 with one fixed reference point; the goal: ours reaches the others' final hypervolume with at
@@ -30,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, machine_info  # noqa: E402
 
 METHODS = ("ours", "nsga2", "random")
+VARIANTS = ("ours-trust", "ours-nobase")   # what the latency residual changes
 
 
 def parse_args(argv=None):
@@ -47,12 +54,16 @@ def parse_args(argv=None):
     p.add_argument("--results", default=str(RESULTS))
     p.add_argument("--name", default="search_real")
     p.add_argument("--nsga2-pop", type=int, default=10)
+    p.add_argument("--n-initial", type=int, default=8,
+                   help="ours' initial design (the loop's default, 2 (d + 1) = 24 on the "
+                        "default space, would spend most of a 30-evaluation budget at random)")
     p.add_argument("--no-model", action="store_true",
                    help="ours without the fitted latency model (analytic baseline)")
     return p.parse_args(argv)
 
 
 def build(args):
+    """The measured problem every method is scored on, and the two variants' search problems."""
     from distill import Workload
     from measurements import detect
     from search.objectives import AccuracyContext, FlashAccuracy, MeasuredLatency, \
@@ -64,46 +75,77 @@ def build(args):
     fp = detect("cpu")
     ctx = AccuracyContext(args.teacher, args.data_dir)
     model = None if args.no_model else _model(fp)
-    problem = StudentProblem(
-        space, [FlashAccuracy(ctx, args.flash_steps), MeasuredLatency(
-            fp, budget_s=args.measure_budget_s)], Workload.parse(args.workload),
-        baseline=PredictedLatency("cpu", model))
-    return problem
+    workload = Workload.parse(args.workload)
+    flash = FlashAccuracy(ctx, args.flash_steps)
+    measured = MeasuredLatency(fp, budget_s=args.measure_budget_s)
+    predicted = PredictedLatency("cpu", model)
+    problem = StudentProblem(space, [flash, measured], workload, baseline=predicted)
+    variants = {"ours-trust": StudentProblem(space, [flash, predicted], workload),
+                "ours-nobase": StudentProblem(space, [flash, measured], workload)}
+    return problem, variants, fp
 
 
 def _model(fp):
+    """The latency model of this machine: fitted on its profile in benchmarks/store/ (cpu.db,
+    or cpu_<fingerprint>.db for another host), else None (the analytic roofline)."""
     from measurements import Store
     from perfmodel.hardware import probe_cpu
     from perfmodel.latency_model import ModelError, fit_from_store
-    try:
-        with Store(Path(__file__).parent / "store" / "cpu.db", readonly=True) as st:
-            return fit_from_store(st, fp.id, probe_cpu())
-    except ModelError as e:
-        print(f"note: {e}; the latency baseline is the analytic roofline", flush=True)
-        return None
+    store = Path(__file__).parent / "store"
+    errors = []
+    for path in (store / f"cpu_{fp.id}.db", store / "cpu.db"):
+        if not path.exists():
+            continue
+        try:
+            with Store(path, readonly=True) as st:
+                model = fit_from_store(st, fp.id, probe_cpu())
+            print(f"latency model: fitted on {path.name}", flush=True)
+            return model
+        except ModelError as e:
+            errors.append(f"{path.name}: {e}")
+    print(f"note: no latency model for this machine ({'; '.join(errors) or 'no store'}); "
+          "the latency baseline is the analytic roofline", flush=True)
+    return None
 
 
-def run_ours(problem, memo, store, budget, seed):
+def run_ours(search_problem, problem, memo, store, budget, seed, method, n_initial):
+    """One seeded run of our search over ``search_problem``; every candidate it picks is
+    evaluated on ``problem`` (measured) through the memo. Returns the memo trials of its
+    evaluations in order (None for a failed one)."""
     from search import Search, SearchConfig
+    cheap = tuple(getattr(search_problem, "cheap_objectives", ()))
 
     def evaluate(X):
-        t = memo.put(problem.candidate(X[0]), problem.evaluate_candidate)
+        cand = problem.candidate(X[0])
+        t = memo.put(cand, problem.evaluate_candidate)
         if t.status != "done":
             raise RuntimeError(t.provenance.get("error", "failed"))
-        return (np.array([t.values["f0"], t.values["f1"]]), np.zeros(0),
+        F = np.array([t.values["f0"], t.values["f1"]])
+        for j in cheap:      # ours-trust: the search sees the prediction, not the measurement
+            o = search_problem.objectives[j]
+            F[j] = float(o.to_search(o.evaluate(cand, search_problem.workload).value))
+        return (F, np.zeros(0),
                 {"memo_index": t.index, **{k: v for k, v in t.provenance.items()
                                            if k in ("values", "provenance", "candidate")}})
-    s = Search(problem, SearchConfig(budget=budget, seed=seed), store=store,
-               run_id=f"search-real-ours-s{seed}-b{budget}", evaluate=evaluate)
-    res = s.run(progress=True)
-    return [np.asarray(f) for f in res.F]
+    run_id = (f"search-real-{method}-{memo.run.rsplit('-', 1)[1]}-s{seed}-b{budget}"
+              f"-i{n_initial}")
+    cfg = SearchConfig(budget=budget, seed=seed, n_initial=n_initial)
+    Search(search_problem, cfg, store=store, run_id=run_id, evaluate=evaluate).run(progress=True)
+    by_index = {t.index: t for t in store.trials(memo.run)}
+    out = []
+    for t in sorted(store.trials(run_id), key=lambda t: t.index):
+        if t.status == "done":
+            out.append(by_index[t.provenance["memo_index"]])
+        elif t.status == "failed":
+            out.append(None)
+    return out[:budget]
 
 
 def run_random(problem, memo, budget, seed):
     out = []
     for cand in problem.space.sample(budget, 1000 + seed):
         t = memo.put(cand, problem.evaluate_candidate)
-        out.append(np.array([t.values["f0"], t.values["f1"]]) if t.status == "done" else None)
+        out.append(t if t.status == "done" else None)
         print(f"  random s{seed} {len(out)}/{budget}", flush=True)
     return out
 
@@ -128,7 +170,7 @@ def run_nsga2(problem, memo, budget, seed, pop):
                 t = memo.put(problem.candidate(row), problem.evaluate_candidate)
                 f = (np.array([t.values["f0"], t.values["f1"]]) if t.status == "done"
                      else np.array([0.0, 1e3]))          # a failed student: dominated by all
-                out.append(f if t.status == "done" else None)
+                out.append(t if t.status == "done" else None)
                 F.append(f)
                 print(f"  nsga2 s{seed} {len(out)}/{budget}", flush=True)
             o["F"] = np.array(F)
@@ -145,14 +187,45 @@ def run_nsga2(problem, memo, budget, seed, pop):
     return out[:budget]
 
 
-def hv_curve(F_seq, ref) -> list[float]:
+def objectives(t) -> np.ndarray | None:
+    """A memo trial's measured objectives (-STS-B, log ms), None for a failed evaluation."""
+    return None if t is None else np.array([t.values["f0"], t.values["f1"]])
+
+
+def hv_curve(seq, ref) -> list[float]:
     from search.hypervolume import hypervolume
     curve, done = [], []
-    for f in F_seq:
-        if f is not None:
-            done.append(f)
+    for t in seq:
+        if t is not None:
+            done.append(objectives(t))
         curve.append(float(hypervolume(np.array(done), ref)) if done else 0.0)
     return curve
+
+
+def picks(runs, methods) -> dict:
+    """Which candidates each method had measured, pooled over seeds: how many, how many lie on
+    the front of everything measured, and how the predictor erred on them (log measured /
+    predicted: > 0 means the candidate was slower than predicted)."""
+    from search.hypervolume import nondominated
+    done = {}
+    for seq in runs.values():
+        for t in seq:
+            if t is not None:
+                done[t.index] = t
+    order = sorted(done)
+    front = {order[i] for i in np.flatnonzero(
+        nondominated(np.array([objectives(done[i]) for i in order])))}
+    out = {}
+    for m in methods:
+        mine = {t.index: t for (mm, _), seq in runs.items() if mm == m for t in seq
+                if t is not None}
+        err = [t.values["f1"] - np.log(t.provenance["baseline_ms"]) for t in mine.values()
+               if t.provenance.get("baseline_ms")]
+        out[m] = {"distinct_measured": len(mine),
+                  "on_pooled_front": len(front & set(mine)),
+                  "median_log_measured_over_predicted": float(np.median(err)) if err else None,
+                  "median_abs_log_error": float(np.median(np.abs(err))) if err else None}
+    return out
 
 
 def main(argv=None):
@@ -160,10 +233,15 @@ def main(argv=None):
     from search.memo import Memo
 
     args = parse_args(argv)
-    problem = build(args)
+    problem, variants, fp = build(args)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS + VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown method(s) {unknown}; known: {', '.join(METHODS + VARIANTS)}")
+    # a latency measured on one machine is never reused on another: the memo is per fingerprint
     settings = {"flash_steps": args.flash_steps, "workload": args.workload,
-                "space": problem.space.to_dict(), "measure_budget_s": args.measure_budget_s}
+                "space": problem.space.to_dict(), "measure_budget_s": args.measure_budget_s,
+                "fingerprint": fp.id}
     runs = {}
     t0 = time.time()
     with Store(args.store) as store:
@@ -171,18 +249,17 @@ def main(argv=None):
         for seed in range(args.seeds):
             for m in methods:
                 print(f"== {m} seed {seed}", flush=True)
-                if m == "ours":
-                    runs[(m, seed)] = run_ours(problem, memo, store, args.budget, seed)
+                if m == "ours" or m in VARIANTS:
+                    runs[(m, seed)] = run_ours(variants.get(m, problem), problem, memo, store,
+                                               args.budget, seed, m, args.n_initial)
                 elif m == "random":
                     runs[(m, seed)] = run_random(problem, memo, args.budget, seed)
                 elif m == "nsga2":
                     runs[(m, seed)] = run_nsga2(problem, memo, args.budget, seed,
                                                 args.nsga2_pop)
-                else:
-                    raise SystemExit(f"unknown method {m!r}; known: {METHODS}")
         n_evals = sum(1 for t in store.trials(memo.run) if t.status in ("done", "failed"))
     # one reference point for every run: the worst accuracy and latency seen, plus a margin
-    allF = np.array([f for seq in runs.values() for f in seq if f is not None])
+    allF = np.array([objectives(t) for seq in runs.values() for t in seq if t is not None])
     ref = allF.max(axis=0) + 0.1 * np.ptp(allF, axis=0)
     curves = {f"{m}/s{s}": hv_curve(seq, ref) for (m, s), seq in runs.items()}
     summary = {}
@@ -194,7 +271,7 @@ def main(argv=None):
     if "ours" in methods:
         ours = np.array(summary["ours"]["curve_mean"])
         for m in methods:
-            if m == "ours":
+            if m not in METHODS or m == "ours":
                 continue
             target = summary[m]["final_hv_mean"]
             hit = np.flatnonzero(ours >= target)
@@ -206,7 +283,7 @@ def main(argv=None):
            "settings": {k: v for k, v in vars(args).items()}, "reference_point": ref.tolist(),
            "objectives": ["-stsb[flash]", "log latency_ms (measured)"],
            "distinct_evaluations": n_evals, "wall_s": time.time() - t0,
-           "methods": summary, "goal": goal, "curves": curves}
+           "methods": summary, "goal": goal, "picks": picks(runs, methods), "curves": curves}
     res = Path(args.results)
     res.mkdir(parents=True, exist_ok=True)
     (res / f"{args.name}.json").write_text(json.dumps(out, indent=1))

@@ -1,5 +1,6 @@
 """benchmarks/search_real.py on the tiny space: every method runs on real measured latency and
-real flash distillation; a second run replays everything from the store's memo."""
+real flash distillation (with the two variants that show what the latency residual changes);
+a second run replays everything from the store's memo."""
 
 import json
 import subprocess
@@ -18,11 +19,17 @@ def test_search_real_tiny_then_replayed(tmp_path):
             "--seeds", "1", "--flash-steps", "2", "--space", str(FIX / "tiny_space.toml"),
             "--data-dir", str(FIX / "data"), "--measure-budget-s", "0.2", "--workload", "2,16",
             "--no-model", "--store", str(tmp_path / "s.db"), "--results", str(tmp_path / "r"),
-            "--nsga2-pop", "4"]
+            "--nsga2-pop", "4", "--n-initial", "3",
+            "--methods", "ours,nsga2,random,ours-trust,ours-nobase"]
     r = subprocess.run(args, capture_output=True, text=True, timeout=1500, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads((tmp_path / "r" / "search_real.json").read_text())
-    assert set(out["methods"]) == {"ours", "nsga2", "random"}
+    assert set(out["methods"]) == {"ours", "nsga2", "random", "ours-trust", "ours-nobase"}
+    assert set(out["goal"]) == {"nsga2", "random"}      # the variants are not peers
+    for m, p in out["picks"].items():        # every method's picks were measured and predicted
+        assert 1 <= p["distinct_measured"] <= 6, (m, p)
+        assert p["median_abs_log_error"] >= 0 and p["on_pooled_front"] >= 0
+    assert sum(p["on_pooled_front"] for p in out["picks"].values()) >= 1
     assert all(len(c) == 6 for c in out["curves"].values())
     assert all(c == sorted(c) for c in out["curves"].values())     # hypervolume never drops
     again = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
