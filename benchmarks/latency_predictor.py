@@ -6,7 +6,12 @@ set), measures them interleaved for several rounds on this CPU, and reports for 
 MAPE, share within +-5% / +-10%, Spearman and Kendall tau, the measurement noise floor, and the
 speed of prediction vs. measurement. Writes benchmarks/results/latency_predictor.{json,png}.
 
-    python benchmarks/latency_predictor.py --store benchmarks/store/cpu.db --archs 50
+    python benchmarks/latency_predictor.py --archs 50
+
+Also judged against the machine: the predictor's share within +-10% next to the share of
+repeated measurements of one program that agree within +-10% (the repeatability), and their
+ratio (1.0 = as good as measuring again); and the coverage of the 90% prediction intervals
+(:mod:`perfmodel.intervals`) on the held-out programs, overall and per workload.
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ from search.space_v1 import SPACE_V1  # noqa: E402  (the space its committed res
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--store", default="benchmarks/store/cpu.db")
+    ap.add_argument("--store", default=None,
+                    help="profile store (default: benchmarks/store/cpu_<fingerprint>.db of this "
+                         "machine if there is one, else benchmarks/store/cpu.db)")
     ap.add_argument("--archs", type=int, default=50)
     ap.add_argument("--workload", action="append", default=None)
     ap.add_argument("--seed", type=int, default=1)
@@ -52,6 +59,9 @@ def main():
     reference = None if args.reference == "none" else parse_program(args.reference)
     fp = detect("cpu")
     spec = probe_cpu()
+    if args.store is None:
+        mine = Path(__file__).parent / "store" / f"cpu_{fp.id}.db"
+        args.store = str(mine if mine.exists() else Path(__file__).parent / "store" / "cpu.db")
 
     with Store(args.store, readonly=True) as store:
         model = fit_from_store(store, fp.id, spec)
@@ -80,8 +90,11 @@ def main():
 
     pred = Predictor("cpu", model)
     t0 = time.perf_counter()
-    ours = np.array([pred.predict(c, w).latency_ms for c, w in tqdm(pairs, desc="predict")])
+    predictions = [pred.predict(c, w) for c, w in tqdm(pairs, desc="predict")]
     cold_s = (time.perf_counter() - t0) / len(pairs)
+    ours = np.array([p.latency_ms for p in predictions])
+    lo = np.array([p.interval_ms[0] for p in predictions])
+    hi = np.array([p.interval_ms[1] for p in predictions])
     reps = 20
     t0 = time.perf_counter()
     for _ in range(reps):
@@ -106,6 +119,21 @@ def main():
                             y[[i for i, (_, ww) in enumerate(pairs) if ww == w]])
               for w in workloads}
     measure_per_arch_s = float(np.mean(meas.compile_s + meas.measure_s / args.rounds))
+    inside = (y >= lo) & (y <= hi)
+    wl_of = np.array([str(w) for _, w in pairs])
+    interval = {"level": 0.9, "coverage": float(inside.mean()),
+                "coverage_by_workload": {str(w): float(inside[wl_of == str(w)].mean())
+                                         for w in workloads},
+                "median_width_over_prediction": float(np.median((hi - lo) / ours)),
+                "goal_0.88_to_0.92": bool(0.88 <= inside.mean() <= 0.92)}
+    within = scores["learned_op_model"]["within_10pct"]
+    vs_machine = {"predictor_within_10pct": within,
+                  "repeatability_within_10pct": meas.noise_within_10pct,
+                  "ratio": within / meas.noise_within_10pct if meas.noise_within_10pct else None,
+                  "by_workload": {
+                      w: {"predictor_within_10pct": v["within_10pct"],
+                          "repeatability_within_10pct": meas.noise_within_10pct_of(wl_of == w)}
+                      for w, v in per_wl.items()}}
     result = {
         "command": "python benchmarks/latency_predictor.py " + " ".join(sys.argv[1:]),
         "train": {"programs": model.summary["programs"], "ops": model.summary["ops"],
@@ -125,6 +153,7 @@ def main():
                             meas.round_vs_median_within_10pct},
         "scores": scores, "scores_vs_uncorrected_measurement": scores_raw,
         "learned_by_workload": per_wl,
+        "vs_repeatability": vs_machine, "interval_90": interval,
         "speed": {"predict_warm_s_per_arch": warm_s, "predict_cold_s_per_arch": cold_s,
                   "measure_s_per_arch": measure_per_arch_s,
                   "speedup_warm": measure_per_arch_s / warm_s,
@@ -154,6 +183,11 @@ def main():
           f"{s_raw['within_10pct']:.2f}  Spearman {s_raw['spearman']:.4f}")
     print(f"noise: rounds agree within ±10%: {meas.noise_within_10pct:.2f} (uncorrected "
           f"{meas.raw_noise_within_10pct:.2f})")
+    print(f"judged against the machine: within ±10% {within:.2f} vs repeatability "
+          f"{meas.noise_within_10pct:.2f} -> ratio {vs_machine['ratio'] or float('nan'):.2f}")
+    print(f"90% interval coverage {interval['coverage']:.2f} ("
+          + ", ".join(f"{w} {c:.2f}" for w, c in interval["coverage_by_workload"].items())
+          + f"); median width {interval['median_width_over_prediction']:.2f} x prediction")
     print(f"speed: predict warm {warm_s * 1e6:.1f} us/arch, cold {cold_s:.2f} s/arch, measure "
           f"{measure_per_arch_s:.2f} s/arch -> {measure_per_arch_s / warm_s:,.0f}x (warm)")
     print(f"wrote {path}")

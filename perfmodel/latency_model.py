@@ -22,12 +22,14 @@ import numpy as np
 import xgboost as xgb
 from scipy.optimize import nnls
 
+from distill import Workload
 from measurements import Store
 from measurements.errors import HwdistillError
 
 from .features import FEATURE_NAMES, FEATURE_SCHEMA, feature_matrix, op_kind
 from .hardware import HardwareSpec
 from .hlo import HloOp
+from .intervals import interval_table
 from .sweep import PROFILE_TAG
 
 __all__ = ["LatencyModel", "fit_from_store", "ModelError", "ARTIFACT_VERSION",
@@ -156,7 +158,7 @@ def _training_data(store: Store, fingerprint_id: str):
     for lat in store.latencies(fingerprint_id):
         prog = lat.extra.get("program")
         if lat.tag == PROFILE_TAG and prog in ops_by_prog:
-            programs.append((prog, lat.latency_ms_median * 1e3))
+            programs.append((prog, lat.latency_ms_median * 1e3, str(Workload(**lat.workload))))
     return ops_by_prog, programs
 
 
@@ -187,7 +189,7 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, see
                          "of more programs (`hwdistill store import CAPTURE.xplane.pb`)")
     n_folds = min(folds, len(programs))
     t0 = time.time()
-    prog_ids = [p for p, _ in programs]
+    prog_ids = [p for p, _, _ in programs]
     hops = {p: [HloOp.from_dict(r.features) for r in ops_by_prog[p]] for p in prog_ids}
     X = {p: feature_matrix(hops[p], spec) for p in prog_ids}
     y = {p: np.log1p(np.array([r.time_us_median for r in ops_by_prog[p]])) for p in prog_ids}
@@ -207,7 +209,7 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, see
             true = np.expm1(y[p])
             op_err.append(np.abs(pred - true) / np.maximum(true, 1e-3))
     n_ops = np.array([len(hops[p]) for p in prog_ids], float)
-    e2e = np.array([lat for _, lat in programs])
+    e2e = np.array([lat for _, lat, _ in programs])
     A = np.column_stack([np.ones_like(oof_sum), oof_sum, n_ops])
     fitted = len(programs) >= folds
     if fitted:
@@ -230,6 +232,8 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, see
         "cv_e2e_within_10pct": float(np.mean(np.abs(comp_pred - e2e) / e2e <= 0.10)),
         "composition": {"a_us": coef[0], "b": coef[1], "c_us_per_op": coef[2]},
         "composition_fitted": bool(fitted),
+        # 90% prediction intervals (split conformal on the out-of-fold programs, by workload)
+        "interval": interval_table(np.log(e2e / comp_pred), [w for _, _, w in programs]),
         "training_op_kinds": dict(sorted(kinds.items())),
         "training_op_bytes_range": [min(moved, default=0.0), max(moved, default=0.0)],
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -38,6 +38,7 @@ from . import parts
 from .features import op_kind
 from .hardware import spec_for
 from .hlo import HloOp, executed_ops
+from .intervals import interval_for
 from .latency_model import LatencyModel
 from .opcache import OpListCache, ShippedOpLists
 
@@ -59,6 +60,8 @@ class Prediction:
     # ops of a kind (features.op_kind) the learned model never saw in training: their times
     # are extrapolated (nan: analytic, or a model fitted before kinds were recorded)
     unseen_ops: float = math.nan
+    # 90% prediction interval in ms (perfmodel.intervals; nan: analytic, or too few programs)
+    interval_ms: tuple[float, float] = (math.nan, math.nan)
 
 
 @dataclasses.dataclass
@@ -216,7 +219,8 @@ class Predictor:
         est = s.ext(L, "xla_cycles")
         if self.model is not None:
             ms = self.model.compose_us(s.ext(L, "pred_us"), n_ops) / 1e3
-            return Prediction(ms, True, "learned", roof_ms, est, n_ops, s.ext(L, "unseen_ops"))
+            return Prediction(ms, True, "learned", roof_ms, est, n_ops, s.ext(L, "unseen_ops"),
+                              interval_for(self.model.summary.get("interval"), str(wl), ms))
         return Prediction(roof_ms, False, "analytic-roofline", roof_ms, est, n_ops)
 
     def predict_many(self, cfgs: list[StudentConfig], wl: Workload) -> list[Prediction]:

@@ -62,6 +62,10 @@ class InterleavedResult:
         """Share of (program, round pair) where two rounds agree within +-10% of each other."""
         return _agreement(self.rounds_ms)
 
+    def noise_within_10pct_of(self, rows) -> float:
+        """:attr:`noise_within_10pct` over some programs (a boolean mask or indices)."""
+        return _agreement(self.rounds_ms[rows])
+
     @property
     def round_vs_median_within_10pct(self) -> float:
         """Share of single rounds within +-10% of the program's final (median) latency: the

@@ -36,6 +36,8 @@ def test_profile_fit_predict_validate(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     v = json.loads((tmp_path / "v" / "validation.json").read_text())
     assert v["n"] == 2 and 0 <= v["within_10pct"] <= 1 and "noise_rounds_within_10pct" in v
+    assert "within_10pct_over_repeatability" in v
+    assert "interval_90_coverage" not in v        # 5 profiled programs: too few for intervals
     assert (tmp_path / "v" / "predicted_vs_measured.png").stat().st_size > 1000
     # drift-corrected against a reference program timed run by run beside each one
     r = hw("validate", "--archs", "2", "--workload", "1,16", "--rounds", "2", "--budget-s",

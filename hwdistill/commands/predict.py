@@ -10,6 +10,9 @@ of that TPU (--model DIR, or the one `hwdistill fit --target tpu-<gen>` wrote un
 hwdistill-models/), calibrated, else analytically from the roofline of the hardware spec
 (uncalibrated); the TPU compiler's own cycle estimate is shown beside. `unseen_ops` counts the
 program's ops of kinds the model was never trained on (their times are extrapolated).
+`interval_90_ms` is the 90% prediction interval (split conformal on the profiled programs, per
+workload where enough were profiled): it covers what the profile covers, on the machine as it
+was then; `hwdistill validate` measures its coverage today.
 """
 
 from __future__ import annotations
@@ -87,6 +90,8 @@ def run(args):
         dt = time.perf_counter() - t0
         row = {"arch": name, "target": args.target, "workload": str(wl),
                "latency_ms": round(p.latency_ms, 4),
+               "interval_90_ms": (None if p.interval_ms[0] != p.interval_ms[0] else
+                                  [round(p.interval_ms[0], 4), round(p.interval_ms[1], 4)]),
                "status": "calibrated" if p.calibrated else "uncalibrated",
                "method": p.method, "roofline_ms": round(p.roofline_ms, 4),
                "xla_estimated_cycles": p.xla_estimated_cycles, "ops": int(p.n_ops),
@@ -96,8 +101,9 @@ def run(args):
         if args.json:
             print(json.dumps(row))
     if not args.json:
-        print_table(rows, ["arch", "target", "workload", "latency_ms", "status", "roofline_ms",
-                           "xla_estimated_cycles", "ops", "unseen_ops", "predict_s"])
+        print_table(rows, ["arch", "target", "workload", "latency_ms", "interval_90_ms",
+                           "status", "roofline_ms", "xla_estimated_cycles", "ops", "unseen_ops",
+                           "predict_s"])
     if model is not None and any(r["unseen_ops"] for r in rows):
         kinds = model.summary.get("training_op_kinds", {})
         print(f"note: {args.target} model trained on {model.summary.get('ops')} ops of "
