@@ -25,6 +25,8 @@ COMMANDS = {
     "fit": ("fit", "train the op-latency model from the store; write a versioned artifact"),
     "predict": ("predict", "predict an architecture's latency instantly (cpu or tpu-<gen>)"),
     "validate": ("validate", "measure held-out architectures and score the predictor"),
+    "recalibrate": ("recalibrate", "correct the latency model to this machine as it is now "
+                                   "(a few anchor timings)"),
     "search": ("search", "surrogate-assisted multi-objective search for students"),
     "distill": ("distill", "distill a student from the teacher checkpoint"),
     "evaluate": ("evaluate", "evaluate a checkpoint on STS-B / SST-2 / GLUE dev"),
@@ -43,6 +45,7 @@ workflow, step by step:
   hwdistill fit                                            # store -> latency model
   hwdistill predict --arch mobilebert-tiny --workload 8,128
   hwdistill validate --target cpu --archs 50               # predicted vs measured
+  hwdistill recalibrate                                    # a minute of anchors: today's machine
 
 Every command explains itself: hwdistill COMMAND --help.
 The store defaults to ./hwdistill.db (or $HWDISTILL_STORE)."""

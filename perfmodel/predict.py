@@ -53,7 +53,7 @@ QUANTITIES = ("n_ops", "flops", "bytes_accessed", "roofline_s", "xla_cycles", "p
 class Prediction:
     latency_ms: float
     calibrated: bool            # learned model for this hardware, or analytic only
-    method: str                 # "learned" | "analytic-roofline"
+    method: str                 # "learned" | "learned+recalibrated" | "analytic-roofline"
     roofline_ms: float          # sum of per-op roofline times
     xla_estimated_cycles: float  # TPU compiler's own estimate (nan on CPU)
     n_ops: float
@@ -94,9 +94,11 @@ class Predictor:
 
     def __init__(self, target: str = "cpu", model: LatencyModel | None = None, *,
                  cache: OpListCache | None = None, exact: bool | None = None,
-                 table: ShippedOpLists | None = _DEFAULT):
+                 table: ShippedOpLists | None = _DEFAULT, recalibration=None):
         self.target = target
         self.model = model
+        # perfmodel.recalibrate.Recalibration: the machine as it is now (learned model only)
+        self.recalibration = recalibration if model is not None else None
         self.spec = model.spec if model is not None else spec_for(target)
         self.cache = cache
         self.exact = (target != "cpu") if exact is None else bool(exact)
@@ -219,8 +221,13 @@ class Predictor:
         est = s.ext(L, "xla_cycles")
         if self.model is not None:
             ms = self.model.compose_us(s.ext(L, "pred_us"), n_ops) / 1e3
-            return Prediction(ms, True, "learned", roof_ms, est, n_ops, s.ext(L, "unseen_ops"),
-                              interval_for(self.model.summary.get("interval"), str(wl), ms))
+            lo, hi = interval_for(self.model.summary.get("interval"), str(wl), ms)
+            method = "learned"
+            if self.recalibration is not None:
+                f = self.recalibration.factor(wl)
+                ms, lo, hi, method = ms * f, lo * f, hi * f, "learned+recalibrated"
+            return Prediction(ms, True, method, roof_ms, est, n_ops, s.ext(L, "unseen_ops"),
+                              (lo, hi))
         return Prediction(roof_ms, False, "analytic-roofline", roof_ms, est, n_ops)
 
     def predict_many(self, cfgs: list[StudentConfig], wl: Workload) -> list[Prediction]:

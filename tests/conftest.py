@@ -20,3 +20,28 @@ def make_fp(**over) -> HardwareFingerprint:
 @pytest.fixture
 def fp():
     return make_fp()
+
+
+COMMITTED_STORE = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "store", "cpu.db")
+
+
+@pytest.fixture(scope="session")
+def real_model(tmp_path_factory):
+    """A latency model fitted on 48 programs of the committed profile (real timings of its
+    machine, 24 per workload at 1x128 and 8x128): small enough to fit in seconds."""
+    from measurements import Store
+    from perfmodel import fit_from_store, spec_for
+    with Store(COMMITTED_STORE, readonly=True) as src:
+        fp = src.fingerprints()[0]
+        lats = [r for r in src.latencies(fp.id) if r.tag == "profile"]
+        keep = []
+        for wl in ({"batch_size": 1, "dtype": "float32", "seq_len": 128},
+                   {"batch_size": 8, "dtype": "float32", "seq_len": 128}):
+            keep += [r for r in lats if dict(r.workload) == wl][:24]
+        progs = {r.extra["program"] for r in keep}
+        ops = [o for p in sorted(progs) for o in src.op_timings(fp.id, program=p)]
+    with Store(tmp_path_factory.mktemp("real-model") / "s.db") as dst:
+        dst.register_fingerprint(fp)
+        dst.put_op_timings(ops)
+        dst.put_latencies(keep)
+        return fit_from_store(dst, fp.id, spec_for("cpu"))

@@ -2,7 +2,6 @@
 model fitted on real profiled programs carries them into every calibrated prediction."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,11 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from distill import PRESETS, Workload
-from measurements import Store
-from perfmodel import Predictor, fit_from_store, spec_for
+from perfmodel import Predictor
 from perfmodel.intervals import conformal_bounds, interval_for, interval_table
-
-COMMITTED = Path(__file__).parents[1] / "benchmarks" / "store" / "cpu.db"
 
 
 def test_bounds_need_enough_ratios_and_are_order_statistics():
@@ -66,25 +62,6 @@ def test_table_is_by_workload_with_pooled_bounds_for_the_rest():
     assert (lo, hi) == pytest.approx((10 * math.exp(t["pooled"][0]), 10 * math.exp(t["pooled"][1])))
     assert all(math.isnan(v) for v in interval_for(None, "8x128 float32", 1.0))
     assert all(math.isnan(v) for v in interval_for(interval_table([0.1], ["a"]), "a", 1.0))
-
-
-@pytest.fixture(scope="module")
-def real_model(tmp_path_factory):
-    """Fitted on 48 programs of the committed profile (real timings, 24 per workload)."""
-    with Store(COMMITTED, readonly=True) as src:
-        fp = src.fingerprints()[0]
-        lats = [r for r in src.latencies(fp.id) if r.tag == "profile"]
-        keep = []
-        for wl in ({"batch_size": 1, "dtype": "float32", "seq_len": 128},
-                   {"batch_size": 8, "dtype": "float32", "seq_len": 128}):
-            keep += [r for r in lats if dict(r.workload) == wl][:24]
-        progs = {r.extra["program"] for r in keep}
-        ops = [o for p in sorted(progs) for o in src.op_timings(fp.id, program=p)]
-    dst = Store(tmp_path_factory.mktemp("iv") / "s.db")
-    dst.register_fingerprint(fp)
-    dst.put_op_timings(ops)
-    dst.put_latencies(keep)
-    return fit_from_store(dst, fp.id, spec_for("cpu"))
 
 
 def test_a_fitted_model_carries_intervals_into_predictions(real_model):

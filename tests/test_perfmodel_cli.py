@@ -31,12 +31,23 @@ def test_profile_fit_predict_validate(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     row = json.loads(r.stdout.strip().splitlines()[-1])
     assert row["status"] == "calibrated" and row["latency_ms"] > 0
+    assert row["method"] == "learned"                       # no recalibration in this store
+    r = hw("recalibrate", "--workload", "1,16", "--budget-s", "0.2", *common, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "recalibrated" in r.stdout and "bert-mini" in r.stdout
+    r = hw("predict", "--arch", "bert-tiny", "--workload", "1,16", "--json", *common, cwd=tmp_path)
+    again = json.loads(r.stdout.strip().splitlines()[-1])
+    assert again["method"] == "learned+recalibrated" and "recalibrated" in r.stderr
+    r = hw("predict", "--arch", "bert-tiny", "--workload", "1,16", "--json", "--no-recalibration",
+           *common, cwd=tmp_path)
+    assert json.loads(r.stdout.strip().splitlines()[-1])["latency_ms"] == row["latency_ms"]
     r = hw("validate", "--archs", "2", "--workload", "1,16", "--rounds", "2", "--budget-s",
            "0.2", "--out", str(tmp_path / "v"), *common, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     v = json.loads((tmp_path / "v" / "validation.json").read_text())
     assert v["n"] == 2 and 0 <= v["within_10pct"] <= 1 and "noise_rounds_within_10pct" in v
     assert "within_10pct_over_repeatability" in v
+    assert set(v["before_recalibration"]) == {"mape", "within_10pct", "spearman"}
     assert "interval_90_coverage" not in v        # 5 profiled programs: too few for intervals
     assert (tmp_path / "v" / "predicted_vs_measured.png").stat().st_size > 1000
     # drift-corrected against a reference program timed run by run beside each one

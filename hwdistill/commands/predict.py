@@ -10,7 +10,9 @@ of that TPU (--model DIR, or the one `hwdistill fit --target tpu-<gen>` wrote un
 hwdistill-models/), calibrated, else analytically from the roofline of the hardware spec
 (uncalibrated); the TPU compiler's own cycle estimate is shown beside. `unseen_ops` counts the
 program's ops of kinds the model was never trained on (their times are extrapolated).
-`interval_90_ms` is the 90% prediction interval (split conformal on the profiled programs, per
+On cpu, the newest `hwdistill recalibrate` of this machine (younger than
+--recalibration-max-age-h, in --store) corrects the prediction to the machine as it is now
+(status `calibrated`, method `learned+recalibrated`). `interval_90_ms` is the 90% prediction interval (split conformal on the profiled programs, per
 workload where enough were profiled): it covers what the profile covers, on the machine as it
 was then; `hwdistill validate` measures its coverage today.
 """
@@ -24,7 +26,8 @@ from pathlib import Path
 
 from measurements.errors import InputError
 
-from .common import default_model_dir, print_table
+from .common import add_store_arg, default_model_dir, print_table
+from .recalibrate import add_recalibration_args, latest_recalibration
 
 TARGETS = ["cpu", "tpu-v2", "tpu-v3", "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e"]
 
@@ -39,6 +42,8 @@ def add_parser(p):
                                    "the one fitted for the target for tpu-<gen>)")
     p.add_argument("--analytic", action="store_true", help="skip the learned model")
     p.add_argument("--json", action="store_true", help="print one JSON object per line")
+    add_store_arg(p)
+    add_recalibration_args(p)
 
 
 def _archs(specs):
@@ -82,7 +87,12 @@ def run(args):
                                  "uncalibrated roofline estimate")
             model = LatencyModel.load(d, fingerprint_id=fp.id)
     from perfmodel.opcache import OpListCache
-    pred = Predictor(args.target, model, cache=OpListCache.default())
+    recal = None
+    if model is not None and args.target == "cpu":
+        recal = latest_recalibration(args, args.store, model.fingerprint_id)
+        if recal is not None:
+            print(f"note: {recal.describe()}", file=sys.stderr)
+    pred = Predictor(args.target, model, cache=OpListCache.default(), recalibration=recal)
     rows = []
     for name, cfg in archs:
         t0 = time.perf_counter()

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import add_store_arg, default_model_dir, print_table, add_space_arg, load_space
+from .common import add_space_arg, add_store_arg, default_model_dir, load_space, print_table
+from .recalibrate import add_recalibration_args, latest_recalibration
 
 
 def add_parser(p):
@@ -37,6 +38,7 @@ def add_parser(p):
     p.add_argument("--out", default="validation", help="output directory")
     add_space_arg(p)
     add_store_arg(p)
+    add_recalibration_args(p)
 
 
 def run(args):
@@ -60,9 +62,12 @@ def run(args):
         cfgs = [c for c in load_space(args.space).sample_configs(args.archs * 2, args.seed)
                 if tuple(sorted(c.to_dict().items())) not in seen][: args.archs]
         pairs = [(c, w) for c in cfgs for w in workloads]
-        pred = Predictor("cpu", model)
+        recal = latest_recalibration(args, args.store, fp.id)
+        pred = Predictor("cpu", model, recalibration=recal)
         predictions = [pred.predict(c, w) for c, w in tqdm(pairs, desc="predicting")]
         preds = [p.latency_ms for p in predictions]
+        # the same predictions without the recalibration: scored beside, before vs after
+        raw = ([p / recal.factor(w) for p, (_, w) in zip(preds, pairs)] if recal else None)
         bar = tqdm(total=len(pairs) * (args.rounds + 1), desc="measuring")
         anchor = stored_latency_ms(stored, *reference) if reference else None
         meas = measure_interleaved(pairs, rounds=args.rounds, budget_s=args.budget_s,
@@ -82,6 +87,10 @@ def run(args):
     # judged against the machine: 1.0 = the prediction agrees as often as measuring again does
     s["within_10pct_over_repeatability"] = (s["within_10pct"] / meas.noise_within_10pct
                                             if meas.noise_within_10pct else float("nan"))
+    if recal is not None:
+        s["recalibration"] = recal.describe()
+        s["before_recalibration"] = {k: v for k, v in score(raw, meas.latency_ms).items()
+                                     if k in ("mape", "within_10pct", "spearman")}
     lo = np.array([p.interval_ms[0] for p in predictions])
     hi = np.array([p.interval_ms[1] for p in predictions])
     if np.all(np.isfinite(lo)):
@@ -100,6 +109,10 @@ def run(args):
                                      out / "predicted_vs_measured.png",
                                      f"{len(pairs)} held-out programs on {fp.cpu_model}")
     print_table([{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in s.items()
-                  if k != "workloads"}])
+                  if k not in ("workloads", "recalibration", "before_recalibration")}])
+    if recal is not None:
+        b = s["before_recalibration"]
+        print(f"{s['recalibration']}\nbefore it: MAPE {b['mape']:.4f}, within 10% "
+              f"{b['within_10pct']:.4f}, Spearman {b['spearman']:.4f}")
     print(f"wrote {out / 'validation.json'} and {png}")
     return 0

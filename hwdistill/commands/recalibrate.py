@@ -1,0 +1,83 @@
+"""Recalibrate this machine's latency model to the machine as it is now, from a few anchors.
+
+  hwdistill recalibrate                                   # anchors at 1,128 and 8,128
+  hwdistill recalibrate --workload 1,128 --workload 16,96 --budget-s 3
+
+A shared host drifts (tens of percent over minutes to days) and not alike for every workload.
+This times three small presets (bert-tiny, bert-mini, mobilebert-tiny) at each --workload,
+about a minute in all, and stores the correction with the session: per workload the median of
+its anchors' measured / predicted, and the median over all anchors for workloads without any.
+`hwdistill predict` and `validate` apply the newest recalibration younger than their
+--recalibration-max-age-h (default 12 h); `validate` scores the predictions with and without it.
+Run it with the machine otherwise idle: the anchors are timings.
+"""
+
+from __future__ import annotations
+
+import math
+
+from measurements.errors import InputError
+
+from .common import add_store_arg, default_model_dir, print_table
+
+
+def add_parser(p):
+    add_store_arg(p)
+    p.add_argument("--workload", action="append", metavar="B,S[,DTYPE]",
+                   help="workload to anchor (repeatable; default 1,128 and 8,128)")
+    p.add_argument("--budget-s", type=float, default=2.0,
+                   help="timing budget per anchor (default 2.0)")
+    p.add_argument("--model", help="latency model artifact (default: this machine's)")
+
+
+def run(args):
+    from distill import Workload
+    from measurements import Store, detect
+    from perfmodel.latency_model import LatencyModel
+    from perfmodel.opcache import OpListCache
+    from perfmodel.predict import Predictor
+    from perfmodel.recalibrate import default_anchors, recalibrate, save
+
+    if args.budget_s <= 0:
+        raise InputError(f"--budget-s {args.budget_s}: must be positive, e.g. 2")
+    fp = detect("cpu")
+    model = LatencyModel.load(args.model or default_model_dir(fp.id), fingerprint_id=fp.id)
+    workloads = [Workload.parse(w) for w in (args.workload or ["1,128", "8,128"])]
+    pred = Predictor("cpu", model, cache=OpListCache.default())
+    rec, ms = recalibrate(pred, fp, default_anchors(workloads), budget_s=args.budget_s,
+                          progress=print)
+    with Store(args.store) as store:
+        store.check_fingerprint(fp)
+        run_id = save(store, rec, fp, ms)
+    print_table([{**a, "measured/predicted": f"{a['measured_ms'] / a['predicted_ms']:.3f}"}
+                 for a in rec.anchors])
+    print(rec.describe())
+    print(f"stored as run {run_id}; predict and validate apply it for the next hours")
+    return 0
+
+
+def add_recalibration_args(p) -> None:
+    """--recalibration-max-age-h / --no-recalibration, for the commands that apply one."""
+    p.add_argument("--recalibration-max-age-h", type=float, default=12.0,
+                   help="apply the newest `hwdistill recalibrate` of this machine younger "
+                        "than this (default 12)")
+    p.add_argument("--no-recalibration", action="store_true",
+                   help="predict with the model as fitted")
+
+
+def latest_recalibration(args, store_path: str, fingerprint_id: str):
+    """The recalibration the arguments ask for, or None."""
+    if args.no_recalibration:
+        return None
+    if not math.isfinite(args.recalibration_max_age_h) or args.recalibration_max_age_h < 0:
+        raise InputError(f"--recalibration-max-age-h {args.recalibration_max_age_h}: must be "
+                         "a non-negative number of hours")
+    from pathlib import Path
+
+    from measurements import Store
+    from perfmodel.recalibrate import latest
+    path = str(store_path)
+    if not path.startswith("sqlite:") and not Path(path).exists():
+        return None
+    with Store(store_path, readonly=True) as store:
+        return latest(store, fingerprint_id, max_age_h=args.recalibration_max_age_h)
