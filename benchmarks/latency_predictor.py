@@ -51,6 +51,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--budget-s", type=float, default=1.0)
+    ap.add_argument("--recalibrate", action="store_true",
+                    help="time anchors first (perfmodel.recalibrate) and score the predictions "
+                         "with and without the recalibration")
     ap.add_argument("--reference", default="bert-mini@8,128",
                     help="ARCH@WORKLOAD timed run by run beside every program to correct machine "
                          "speed drift ('none': plain interleaved rounds)")
@@ -102,6 +105,12 @@ def main():
             pred.predict(c, w)
     warm_s = (time.perf_counter() - t0) / (reps * len(pairs))
 
+    recal = None
+    if args.recalibrate:
+        from perfmodel.recalibrate import default_anchors, recalibrate
+        recal, _ = recalibrate(Predictor("cpu", model), fp, default_anchors(workloads),
+                               progress=print)
+        print(recal.describe())
     bar = tqdm(total=len(pairs) * (args.rounds + 1), desc="measure")
     meas = measure_interleaved(pairs, rounds=args.rounds, budget_s=args.budget_s,
                                reference=reference, reference_ms=ref_anchor,
@@ -112,6 +121,8 @@ def main():
              "flops_linear": flops_lin.predict(meas.flops),
              "xla_roofline_linear": roof_lin.predict(meas.flops, meas.bytes_accessed),
              "arch_regressor": arch_reg.predict(pairs)}
+    if recal is not None:
+        preds["learned_recalibrated"] = ours * np.array([recal.factor(w) for _, w in pairs])
     scores = {k: score(v, y) for k, v in preds.items()}
     y_raw = meas.raw_latency_ms
     scores_raw = {k: score(v, y_raw) for k, v in preds.items()}
@@ -154,6 +165,7 @@ def main():
         "scores": scores, "scores_vs_uncorrected_measurement": scores_raw,
         "learned_by_workload": per_wl,
         "vs_repeatability": vs_machine, "interval_90": interval,
+        "recalibration": None if recal is None else recal.to_dict(),
         "speed": {"predict_warm_s_per_arch": warm_s, "predict_cold_s_per_arch": cold_s,
                   "measure_s_per_arch": measure_per_arch_s,
                   "speedup_warm": measure_per_arch_s / warm_s,
@@ -163,7 +175,8 @@ def main():
                   "speedup>=10000": measure_per_arch_s / warm_s >= 10_000,
                   "beats_all_baselines": all(
                       scores["learned_op_model"]["mape"] < s["mape"]
-                      for k, s in scores.items() if k != "learned_op_model")},
+                      for k, s in scores.items()
+                      if k not in ("learned_op_model", "learned_recalibrated"))},
         "cpu_spec": spec.to_dict(),
         "per_program": [{"arch": c.to_dict(), "workload": str(w), "measured_ms": float(y[i]),
                          "rounds_ms": meas.rounds_ms[i].tolist(),
