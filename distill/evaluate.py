@@ -19,6 +19,8 @@ import optax
 from flax import nnx
 from scipy import stats
 
+from measurements import hostlock
+
 from .data import Example, batch_indices
 from .model import Encoder, mean_pool
 from .tokenizer import TextEncoder
@@ -44,8 +46,9 @@ def embed(model: Encoder, tok: TextEncoder, texts: Sequence[str], batch_size: in
     for s in range(0, len(texts), batch_size):
         idx = order[s:s + batch_size]
         b = tok([texts[i] for i in idx])
-        out[idx] = np.asarray(f(params, b["input_ids"], b["attention_mask"],
-                                b["token_type_ids"]))
+        with hostlock.work():
+            out[idx] = np.asarray(f(params, b["input_ids"], b["attention_mask"],
+                                    b["token_type_ids"]))
     return out
 
 

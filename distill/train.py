@@ -32,6 +32,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from measurements import hostlock
 from measurements.errors import InputError
 
 from . import losses
@@ -392,7 +393,9 @@ class Distiller:
             else:                                    # steps before this one that were not pairs
                 g = streams["texts"].group(self.step - ((self.step + 1) // n if n else 0))
                 batch = self.prepare([texts[i] for i in g])
-            loss_a, _ = self.train_step(batch)
+            with hostlock.work():      # a timing elsewhere on this host waits for this step
+                loss_a, _ = self.train_step(batch)
+                jax.block_until_ready(loss_a)
             done_here += 1
             tokens += int(batch["attention_mask"].sum())
             if self.step % 10 == 0 or self.step == cfg.steps:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy import stats
+from . import hostlock
 from .errors import InputError
 
 __all__ = ["TimingResult", "time_callable", "time_paired", "median_ci"]
@@ -109,26 +110,27 @@ def time_callable(fn: Callable, *args, warmup: int = 2, min_runs: int = 7,
         t0 = clock()
         fn = fn.lower(*args).compile()
         compile_s = clock() - t0
-    t0 = clock()
-    _block(fn(*args))
-    first_call_s = clock() - t0
-    for _ in range(warmup):
-        _block(fn(*args))
-
-    samples: list[float] = []
-    start = clock()
-    converged = False
-    while len(samples) < max_runs:
+    with hostlock.timing():      # other hwdistill jobs on this host pause meanwhile
         t0 = clock()
         _block(fn(*args))
-        samples.append(clock() - t0)
-        if len(samples) >= min_runs:
-            keep, med, *_rest, lo, hi, _ = _summarise(samples, confidence, tukey_k)
-            if med > 0 and (hi - lo) / 2 / med <= target_rel_ci:
-                converged = True
-                break
-            if clock() - start > budget_s:
-                break
+        first_call_s = clock() - t0
+        for _ in range(warmup):
+            _block(fn(*args))
+
+        samples: list[float] = []
+        start = clock()
+        converged = False
+        while len(samples) < max_runs:
+            t0 = clock()
+            _block(fn(*args))
+            samples.append(clock() - t0)
+            if len(samples) >= min_runs:
+                keep, med, *_rest, lo, hi, _ = _summarise(samples, confidence, tukey_k)
+                if med > 0 and (hi - lo) / 2 / med <= target_rel_ci:
+                    converged = True
+                    break
+                if clock() - start > budget_s:
+                    break
     keep, med, iqr, p10, p90, lo, hi, rejected = _summarise(samples, confidence, tukey_k)
     return TimingResult(median_s=med, iqr_s=iqr, p10_s=p10, p90_s=p90, ci_low_s=lo,
                         ci_high_s=hi, n_runs=len(keep), n_rejected=rejected,
@@ -151,17 +153,18 @@ def time_paired(fn: Callable, args: Sequence[Any], ref_fn: Callable, ref_args: S
     if min_runs < 3 or max_runs < min_runs or budget_s < 0:
         raise InputError(f"need 3 <= min_runs <= max_runs and budget_s >= 0; got min_runs="
                          f"{min_runs}, max_runs={max_runs}, budget_s={budget_s}")
-    for _ in range(warmup):
-        _block(ref_fn(*ref_args))
-        _block(fn(*args))
-    prog, ref = [], []
-    start = clock()
-    while len(prog) < min_runs or (clock() - start < budget_s and len(prog) < max_runs):
-        t0 = clock()
-        _block(ref_fn(*ref_args))
-        t1 = clock()
-        _block(fn(*args))
-        t2 = clock()
-        ref.append(t1 - t0)
-        prog.append(t2 - t1)
+    with hostlock.timing():      # other hwdistill jobs on this host pause meanwhile
+        for _ in range(warmup):
+            _block(ref_fn(*ref_args))
+            _block(fn(*args))
+        prog, ref = [], []
+        start = clock()
+        while len(prog) < min_runs or (clock() - start < budget_s and len(prog) < max_runs):
+            t0 = clock()
+            _block(ref_fn(*ref_args))
+            t1 = clock()
+            _block(fn(*args))
+            t2 = clock()
+            ref.append(t1 - t0)
+            prog.append(t2 - t1)
     return np.asarray(prog), np.asarray(ref)

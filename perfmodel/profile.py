@@ -15,6 +15,8 @@ from pathlib import Path
 
 import jax
 
+from measurements import hostlock
+
 from .hlo import HloOp, executed_ops
 from .trace import OpEvent, OpStat, TraceError, load_trace, op_stats, parse_events
 
@@ -92,7 +94,7 @@ def profile_compiled(executable, args, *, runs: int = 10, warmup_runs: int = 2,
     jax.block_until_ready(executable(*args))
     with tempfile.TemporaryDirectory(prefix="hwdistill-trace-") as tmp:
         out = Path(keep_trace) if keep_trace else Path(tmp)
-        with jax.profiler.trace(str(out)):
+        with hostlock.timing(), jax.profiler.trace(str(out)):   # other hwdistill jobs pause
             for _ in range(warmup_runs + runs):
                 jax.block_until_ready(executable(*args))
         files = sorted(out.glob("plugins/profile/*/*.trace.json.gz"))

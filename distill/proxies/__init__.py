@@ -26,11 +26,13 @@ Importing this package loads no ML library; a proxy's module is imported on firs
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from importlib import import_module
 from typing import Callable, Iterable
 
+from measurements import hostlock
 from measurements.errors import InputError
 
 from .base import INITS, ProxyContext, ProxyResult, build_student, make_context
@@ -106,8 +108,11 @@ def compute_proxies(config, ctx: ProxyContext, names: str | Iterable[str] = ZERO
     if any(n not in ("params", "flops") for n in names):
         build_student(config, ctx, init, seed)
     out = []
-    for fn in fns:
-        r = fn(config, ctx, init=init, seed=seed)
+    for name, fn in zip(names, fns):
+        # a zero-cost proxy is one unit of work (a timing elsewhere waits for it); a flash
+        # proxy is many: its distillation steps and embedding batches lock one by one
+        with contextlib.nullcontext() if name.startswith("flash") else hostlock.work():
+            r = fn(config, ctx, init=init, seed=seed)
         out.append(r)
         if on_result is not None:
             on_result(r)

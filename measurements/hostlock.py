@@ -1,0 +1,101 @@
+"""A host-wide lock that lets a timing run with every other hwdistill job on the host paused.
+
+Two heavy jobs on one machine spoil each other's timings, yet a long study (distilling dozens
+of students) and a search that times candidates both need hours of the same host. Timing takes
+this lock *exclusively*; heavy work (a training step, a batch of embeddings, a proxy) takes it
+*shared*, one unit at a time. A timing therefore waits for the units in flight to finish (a
+step: seconds; a step that compiles: up to a minute) and then runs while every cooperating
+process waits at its next unit; between timings the jobs share the cores.
+
+``fcntl.flock`` locks on one file per host (``$HWDISTILL_HOST_LOCK``, default
+``/tmp/hwdistill-host.lock``; ``none`` disables). Shared locks do not wait for a queued
+exclusive one, so a second file is a turnstile: a timing holds it while it waits, and work
+passes through it before taking its shared lock, so a stream of work units cannot starve a
+timing. Processes that do not cooperate (anything not hwdistill) are not paused. Nesting is
+allowed in one thread: work inside a timing or inside work runs under the outer lock, and a
+timing inside a unit of work converts that unit's lock (so it still waits for everyone else).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+from pathlib import Path
+from typing import Iterator
+
+__all__ = ["timing", "work", "lock_path"]
+
+_local = threading.local()
+
+
+def lock_path() -> Path | None:
+    """The lock file, or None when disabled (``HWDISTILL_HOST_LOCK=none``)."""
+    env = os.environ.get("HWDISTILL_HOST_LOCK", "")
+    if env.lower() == "none":
+        return None
+    return Path(env or "/tmp/hwdistill-host.lock")
+
+
+def _open(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+
+
+@contextlib.contextmanager
+def timing() -> Iterator[None]:
+    """Hold the host exclusively (other hwdistill jobs pause at their next unit of work)."""
+    path = lock_path()
+    held = getattr(_local, "held", None)          # (mode, fd of the main lock) in this thread
+    if path is None or (held and held[0] == "timing"):
+        yield
+        return
+    if held:
+        # inside a unit of work of this thread: convert its shared lock. Not through the
+        # turnstile: a timing of another process may hold it while it waits for our lock.
+        main = held[1]
+        fcntl.flock(main, fcntl.LOCK_EX)
+        _local.held = ("timing", main)
+        try:
+            yield
+        finally:
+            _local.held = held
+            fcntl.flock(main, fcntl.LOCK_SH)
+        return
+    gate, main = _open(path.with_name(path.name + ".gate")), _open(path)
+    try:
+        fcntl.flock(gate, fcntl.LOCK_EX)        # no new work starts from now on
+        fcntl.flock(main, fcntl.LOCK_EX)        # the work in flight has finished
+        _local.held = ("timing", main)
+        try:
+            yield
+        finally:
+            _local.held = None
+            fcntl.flock(main, fcntl.LOCK_UN)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+    finally:
+        os.close(main)
+        os.close(gate)
+
+
+@contextlib.contextmanager
+def work() -> Iterator[None]:
+    """One unit of heavy work: waits while a timing holds the host, never delays another unit."""
+    path = lock_path()
+    if path is None or getattr(_local, "held", None):     # inside a unit or a timing already
+        yield
+        return
+    gate, main = _open(path.with_name(path.name + ".gate")), _open(path)
+    try:
+        fcntl.flock(gate, fcntl.LOCK_SH)        # pass the turnstile (waits for a timing)
+        fcntl.flock(gate, fcntl.LOCK_UN)
+        fcntl.flock(main, fcntl.LOCK_SH)
+        _local.held = ("work", main)
+        try:
+            yield
+        finally:
+            _local.held = None
+            fcntl.flock(main, fcntl.LOCK_UN)
+    finally:
+        os.close(main)
+        os.close(gate)
