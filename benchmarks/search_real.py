@@ -257,53 +257,93 @@ def main(argv=None):
                 elif m == "nsga2":
                     runs[(m, seed)] = run_nsga2(problem, memo, args.budget, seed,
                                                 args.nsga2_pop)
-        n_evals = sum(1 for t in store.trials(memo.run) if t.status in ("done", "failed"))
+                # results after every finished run, so a long study commits as it goes
+                n_evals = sum(1 for t in store.trials(memo.run)
+                              if t.status in ("done", "failed"))
+                report(runs, args, methods, n_evals, time.time() - t0)
+
+
+def report(runs, args, methods, n_evals, wall_s) -> dict:
+    """Write the results JSON + PNG over the runs finished so far (``complete`` once every
+    method has every seed). Seeds are compared only where every method has finished them."""
     # one reference point for every run: the worst accuracy and latency seen, plus a margin
     allF = np.array([objectives(t) for seq in runs.values() for t in seq if t is not None])
     ref = allF.max(axis=0) + 0.1 * np.ptp(allF, axis=0)
     curves = {f"{m}/s{s}": hv_curve(seq, ref) for (m, s), seq in runs.items()}
+    common = [s for s in range(args.seeds) if all((m, s) in runs for m in methods)]
     summary = {}
     for m in methods:
-        cs = np.array([curves[f"{m}/s{s}"] for s in range(args.seeds)])
-        summary[m] = {"final_hv_mean": float(cs[:, -1].mean()),
+        seeds = common or [s for s in range(args.seeds) if (m, s) in runs]
+        if not seeds:
+            continue
+        cs = np.array([curves[f"{m}/s{s}"] for s in seeds])
+        summary[m] = {"seeds": seeds, "final_hv_mean": float(cs[:, -1].mean()),
                       "final_hv": cs[:, -1].tolist(), "curve_mean": cs.mean(0).tolist()}
     goal = {}
-    if "ours" in methods:
+    if "ours" in summary and common:
         ours = np.array(summary["ours"]["curve_mean"])
         for m in methods:
-            if m not in METHODS or m == "ours":
+            if m not in METHODS or m == "ours" or m not in summary:
                 continue
             target = summary[m]["final_hv_mean"]
             hit = np.flatnonzero(ours >= target)
             goal[m] = {"their_final_hv": target, "their_evals": args.budget,
                        "ours_evals_to_reach": int(hit[0] + 1) if len(hit) else None,
                        "at_most_half": bool(len(hit) and hit[0] + 1 <= args.budget / 2)}
+    complete = len(common) == args.seeds
     out = {"benchmark": "search_real", "machine": machine_info(),
            "command": "python benchmarks/search_real.py " + " ".join(sys.argv[1:]),
+           "complete": complete, "seeds_compared": common,
            "settings": {k: v for k, v in vars(args).items()}, "reference_point": ref.tolist(),
            "objectives": ["-stsb[flash]", "log latency_ms (measured)"],
-           "distinct_evaluations": n_evals, "wall_s": time.time() - t0,
+           "distinct_evaluations": n_evals, "wall_s_this_invocation": wall_s,
            "methods": summary, "goal": goal, "picks": picks(runs, methods), "curves": curves}
     res = Path(args.results)
     res.mkdir(parents=True, exist_ok=True)
     (res / f"{args.name}.json").write_text(json.dumps(out, indent=1))
-    _plot(summary, args, res / f"{args.name}.png")
-    print(json.dumps({"methods": {m: v["final_hv_mean"] for m, v in summary.items()},
-                      "goal": goal}, indent=1))
+    _plot(summary, runs, args, res / f"{args.name}.png")
+    print(json.dumps({"complete": complete, "seeds_compared": common,
+                      "methods": {m: v["final_hv_mean"] for m, v in summary.items()},
+                      "goal": goal}, indent=1), flush=True)
+    return out
 
 
-def _plot(summary, args, path):
+def _plot(summary, runs, args, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
+
+    from search.hypervolume import nondominated
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4))
     for m, v in summary.items():
-        ax.plot(range(1, len(v["curve_mean"]) + 1), v["curve_mean"], label=m)
+        ax.plot(range(1, len(v["curve_mean"]) + 1), v["curve_mean"],
+                label=f"{m} ({len(v['seeds'])} seed{'s' * (len(v['seeds']) > 1)})")
     ax.set_xlabel("expensive evaluations (measured latency + flash distillation)")
     ax.set_ylabel("hypervolume (mean over seeds)")
-    ax.set_title(f"students on this CPU, {args.seeds} seeds, flash {args.flash_steps} steps",
+    ax.set_title(f"students on this CPU, flash {args.flash_steps} steps, {args.workload}",
                  fontsize=9)
-    ax.legend()
+    ax.legend(fontsize=8)
+    pooled = {}
+    for (m, _), seq in runs.items():
+        for t in seq:
+            if t is not None:
+                pooled.setdefault(t.index, (t, m))
+    for m in summary:
+        pts = [objectives(t) for (mm, _), seq in runs.items() if mm == m for t in seq
+               if t is not None]
+        if pts:
+            pts = np.array(pts)
+            bx.scatter(np.exp(pts[:, 1]), -pts[:, 0], s=14, alpha=0.6, label=m)
+    if pooled:
+        F = np.array([objectives(t) for t, _ in pooled.values()])
+        front = F[nondominated(F)]
+        front = front[np.argsort(front[:, 1])]
+        bx.step(np.exp(front[:, 1]), -front[:, 0], where="post", color="k", lw=1,
+                label="front of everything measured")
+    bx.set_xscale("log")
+    bx.set_xlabel(f"measured latency, ms ({args.workload})")
+    bx.set_ylabel(f"STS-B dev Spearman after {args.flash_steps} flash steps")
+    bx.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
