@@ -44,3 +44,30 @@ def write_result(name: str, payload: dict) -> Path:
     path.write_text(json.dumps({"benchmark": name, "machine": machine_info(), **payload},
                                indent=2, default=float))
     return path
+
+
+STORES = Path(__file__).parent / "store"
+
+
+def profile_store(fingerprint_id: str) -> Path:
+    """The committed profile store of a machine: ``store/cpu_<fingerprint>.db`` for a host
+    profiled after the first, else ``store/cpu.db`` (the first host's)."""
+    mine = STORES / f"cpu_{fingerprint_id}.db"
+    return mine if mine.exists() else STORES / "cpu.db"
+
+
+def cpu_latency_model(fp, *, why: str = "the analytic roofline is used instead"):
+    """This machine's latency model fitted on its committed profile store, or None (with a
+    note saying why)."""
+    from measurements import Store
+    from perfmodel.hardware import probe_cpu
+    from perfmodel.latency_model import ModelError, fit_from_store
+    path = profile_store(fp.id)
+    try:
+        with Store(path, readonly=True) as st:
+            model = fit_from_store(st, fp.id, probe_cpu())
+    except ModelError as e:
+        print(f"note: {path.name}: {e}; {why}", flush=True)
+        return None
+    print(f"latency model of {fp.id}: fitted on {path.name}", flush=True)
+    return model

@@ -23,7 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, write_result  # noqa: E402
+from common import RESULTS, profile_store, write_result  # noqa: E402
 
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
@@ -63,8 +63,7 @@ def main():
     fp = detect("cpu")
     spec = probe_cpu()
     if args.store is None:
-        mine = Path(__file__).parent / "store" / f"cpu_{fp.id}.db"
-        args.store = str(mine if mine.exists() else Path(__file__).parent / "store" / "cpu.db")
+        args.store = str(profile_store(fp.id))
 
     with Store(args.store, readonly=True) as store:
         model = fit_from_store(store, fp.id, spec)

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, machine_info  # noqa: E402
+from common import RESULTS, cpu_latency_model, machine_info  # noqa: E402
 
 ZERO_COST = ("params", "flops", "grad_norm", "snip", "synflow", "naswot", "cka", "stsb_init")
 # what the combined estimate may use: cheap (seconds) and known before any distillation
@@ -172,19 +172,11 @@ def study(args) -> None:
 
 
 def _predictor():
-    """This CPU's latency model, fitted on the committed profile store (seconds)."""
-    from measurements import Store, detect
-    from perfmodel.hardware import probe_cpu
-    from perfmodel.latency_model import ModelError, fit_from_store
+    """This CPU's latency model, fitted on its committed profile store (seconds)."""
+    from measurements import detect
     from perfmodel.predict import Predictor
-    fp = detect("cpu")
-    try:
-        with Store(Path(__file__).parent / "store" / "cpu.db", readonly=True) as store:
-            model = fit_from_store(store, fp.id, probe_cpu())
-    except ModelError as e:
-        print(f"note: {e}; latency bands use the analytic roofline", flush=True)
-        model = None
-    return Predictor("cpu", model)
+    return Predictor("cpu", cpu_latency_model(detect("cpu"),
+                                              why="latency bands use the analytic roofline"))
 
 
 # -- analysis ----------------------------------------------------------------------------------

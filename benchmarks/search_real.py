@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, machine_info  # noqa: E402
+from common import RESULTS, cpu_latency_model, machine_info  # noqa: E402
 
 METHODS = ("ours", "nsga2", "random")
 VARIANTS = ("ours-trust", "ours-nobase")   # what the latency residual changes
@@ -74,7 +74,8 @@ def build(args):
     space = SearchSpace.from_toml(args.space) if args.space else DEFAULT_SPACE
     fp = detect("cpu")
     ctx = AccuracyContext(args.teacher, args.data_dir)
-    model = None if args.no_model else _model(fp)
+    model = None if args.no_model else cpu_latency_model(
+        fp, why="the latency baseline is the analytic roofline")
     workload = Workload.parse(args.workload)
     flash = FlashAccuracy(ctx, args.flash_steps)
     measured = MeasuredLatency(fp, budget_s=args.measure_budget_s)
@@ -83,29 +84,6 @@ def build(args):
     variants = {"ours-trust": StudentProblem(space, [flash, predicted], workload),
                 "ours-nobase": StudentProblem(space, [flash, measured], workload)}
     return problem, variants, fp
-
-
-def _model(fp):
-    """The latency model of this machine: fitted on its profile in benchmarks/store/ (cpu.db,
-    or cpu_<fingerprint>.db for another host), else None (the analytic roofline)."""
-    from measurements import Store
-    from perfmodel.hardware import probe_cpu
-    from perfmodel.latency_model import ModelError, fit_from_store
-    store = Path(__file__).parent / "store"
-    errors = []
-    for path in (store / f"cpu_{fp.id}.db", store / "cpu.db"):
-        if not path.exists():
-            continue
-        try:
-            with Store(path, readonly=True) as st:
-                model = fit_from_store(st, fp.id, probe_cpu())
-            print(f"latency model: fitted on {path.name}", flush=True)
-            return model
-        except ModelError as e:
-            errors.append(f"{path.name}: {e}")
-    print(f"note: no latency model for this machine ({'; '.join(errors) or 'no store'}); "
-          "the latency baseline is the analytic roofline", flush=True)
-    return None
 
 
 def run_ours(search_problem, problem, memo, store, budget, seed, method, n_initial):
