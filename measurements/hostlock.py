@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -39,13 +40,33 @@ def lock_path() -> Path | None:
 
 
 def _open(path: Path) -> int:
-    return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    # read-only is enough for flock, and opens a lock file another user created (0644 after
+    # their umask) as well as our own
+    return os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+
+
+def _usable(path: Path | None) -> Path | None:
+    """``path`` if its lock files can be opened; else None, said once (the host lock is a
+    courtesy between jobs: a timing without it is still a timing)."""
+    if path is None:
+        return None
+    try:
+        for p in (path, path.with_name(path.name + ".gate")):
+            os.close(_open(p))
+    except OSError as e:
+        if not getattr(_local, "warned", False):
+            warnings.warn(f"host lock {path} unusable ({e}); timings here will not pause other "
+                          "hwdistill jobs. Set HWDISTILL_HOST_LOCK to a writable path, or "
+                          "'none'", stacklevel=3)
+            _local.warned = True
+        return None
+    return path
 
 
 @contextlib.contextmanager
 def timing() -> Iterator[None]:
     """Hold the host exclusively (other hwdistill jobs pause at their next unit of work)."""
-    path = lock_path()
+    path = _usable(lock_path())
     held = getattr(_local, "held", None)          # (mode, fd of the main lock) in this thread
     if path is None or (held and held[0] == "timing"):
         yield
@@ -81,7 +102,7 @@ def timing() -> Iterator[None]:
 @contextlib.contextmanager
 def work() -> Iterator[None]:
     """One unit of heavy work: waits while a timing holds the host, never delays another unit."""
-    path = lock_path()
+    path = _usable(lock_path())
     if path is None or getattr(_local, "held", None):     # inside a unit or a timing already
         yield
         return

@@ -103,3 +103,12 @@ def test_disabled_by_the_environment(env, monkeypatch):
         t_in = time.time()
     assert a.wait(timeout=120) == 0
     assert t_in < marks(a_out)["exit"]
+
+
+def test_an_unusable_lock_path_warns_and_times_anyway(tmp_path, monkeypatch):
+    monkeypatch.setenv("HWDISTILL_HOST_LOCK", str(tmp_path / "missing-dir" / "host.lock"))
+    monkeypatch.setattr(hostlock._local, "warned", False, raising=False)
+    with pytest.warns(UserWarning, match="HWDISTILL_HOST_LOCK"):
+        with hostlock.timing():
+            with hostlock.work():
+                pass
