@@ -158,8 +158,17 @@ def _training_data(store: Store, fingerprint_id: str):
     for lat in store.latencies(fingerprint_id):
         prog = lat.extra.get("program")
         if lat.tag == PROFILE_TAG and prog in ops_by_prog:
-            programs.append((prog, lat.latency_ms_median * 1e3, str(Workload(**lat.workload))))
+            programs.append((prog, lat.latency_ms_median * 1e3, _workload_key(lat.workload)))
     return ops_by_prog, programs
+
+
+def _workload_key(w) -> str:
+    """How intervals name a workload ("8x128 float32"); a record whose workload is not one
+    (a program imported from a profiler capture) keeps its own description."""
+    try:
+        return str(Workload(**w))
+    except (TypeError, HwdistillError):
+        return json.dumps(dict(w), sort_keys=True)
 
 
 def _fit_booster(X, y, seed):
