@@ -50,10 +50,16 @@ STORES = Path(__file__).parent / "store"
 
 
 def profile_store(fingerprint_id: str) -> Path:
-    """The committed profile store of a machine: ``store/cpu_<fingerprint>.db`` for a host
-    profiled after the first, else ``store/cpu.db`` (the first host's)."""
-    mine = STORES / f"cpu_{fingerprint_id}.db"
-    return mine if mine.exists() else STORES / "cpu.db"
+    """The profile store of a machine: ``store/cpu.db`` if it holds that machine (the first
+    host profiled), else ``store/cpu_<fingerprint>.db`` (committed for later hosts; where a
+    new host's profile goes)."""
+    from measurements import Store
+    first = STORES / "cpu.db"
+    if first.exists():
+        with Store(first, readonly=True) as st:
+            if any(fp.id == fingerprint_id for fp in st.fingerprints()):
+                return first
+    return STORES / f"cpu_{fingerprint_id}.db"
 
 
 def cpu_latency_model(fp, *, why: str = "the analytic roofline is used instead"):
@@ -63,6 +69,10 @@ def cpu_latency_model(fp, *, why: str = "the analytic roofline is used instead")
     from perfmodel.hardware import probe_cpu
     from perfmodel.latency_model import ModelError, fit_from_store
     path = profile_store(fp.id)
+    if not path.exists():
+        print(f"note: this machine ({fp.id}) has no profile store ({path.name}); {why}",
+              flush=True)
+        return None
     try:
         with Store(path, readonly=True) as st:
             model = fit_from_store(st, fp.id, probe_cpu())

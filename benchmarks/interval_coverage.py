@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import write_result  # noqa: E402
+from common import profile_store, write_result  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -37,11 +37,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--result", default=str(Path(__file__).parent / "results" /
                                              "latency_predictor.json"))
-    ap.add_argument("--store", default=str(Path(__file__).parent / "store" / "cpu.db"))
+    ap.add_argument("--store", help="profile store of the machine the result was measured on "
+                                    "(default: its store in benchmarks/store/)")
     args = ap.parse_args(argv)
     res = json.loads(Path(args.result).read_text())
     fp_id = res["machine"]["fingerprint"]
-    with Store(args.store, readonly=True) as st:
+    with Store(args.store or profile_store(fp_id), readonly=True) as st:
         model = fit_from_store(st, fp_id, HardwareSpec(**res["cpu_spec"]))
     table = model.summary["interval"]
     progs = res["per_program"]

@@ -10,7 +10,12 @@ from pathlib import Path
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-STORE = HERE / "store" / "cpu.db"
+sys.path.insert(0, str(HERE))
+from common import profile_store  # noqa: E402
+
+from measurements import detect  # noqa: E402
+
+STORE = profile_store(detect("cpu").id)      # this machine's (created by the profile below)
 
 
 def run(*cmd):
@@ -22,6 +27,7 @@ run("-m", "hwdistill", "profile", "--archs", "80", "--seed", "0", "--preset", "b
     "--preset", "bert-tiny", "--preset", "minilm-l6-h384", "--preset", "mobilebert-tiny",
     "--store", STORE)
 run(HERE / "latency_predictor.py", "--store", STORE, "--archs", "50")
+run(HERE / "interval_coverage.py")
 run(HERE / "tpu_agreement.py", "--archs", "10")
 run(HERE / "teacher_parity.py")
 run(HERE / "throughput.py")
