@@ -38,9 +38,12 @@ def machine_info() -> dict:
             "python": platform.python_version(), "versions": vers, "git_commit": commit}
 
 
-def write_result(name: str, payload: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write_result(name: str, payload: dict, results: Path | None = None) -> Path:
+    """``results/NAME.json`` (default benchmarks/results/, or ``$HWDISTILL_RESULTS`` for a
+    trial run that must not overwrite the committed figures)."""
+    results = Path(results or os.environ.get("HWDISTILL_RESULTS") or RESULTS)
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{name}.json"
     path.write_text(json.dumps({"benchmark": name, "machine": machine_info(), **payload},
                                indent=2, default=float))
     return path

@@ -23,7 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, profile_store, write_result  # noqa: E402
+from common import profile_store, write_result  # noqa: E402
 
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
@@ -125,8 +125,10 @@ def main():
     scores = {k: score(v, y) for k, v in preds.items()}
     y_raw = meas.raw_latency_ms
     scores_raw = {k: score(v, y_raw) for k, v in preds.items()}
-    per_wl = {str(w): score(ours[[i for i, (_, ww) in enumerate(pairs) if ww == w]],
-                            y[[i for i, (_, ww) in enumerate(pairs) if ww == w]])
+    profiled = {str(Workload(**r.workload)) for r in train}
+    per_wl = {str(w): {**score(ours[[i for i, (_, ww) in enumerate(pairs) if ww == w]],
+                               y[[i for i, (_, ww) in enumerate(pairs) if ww == w]]),
+                       "profiled": str(w) in profiled}       # unseen workloads: False
               for w in workloads}
     measure_per_arch_s = float(np.mean(meas.compile_s + meas.measure_s / args.rounds))
     inside = (y >= lo) & (y <= hi)
@@ -185,7 +187,7 @@ def main():
     }
     path = write_result("latency_predictor", result)
     plot_predicted_vs_measured({k: (v, y) for k, v in preds.items()},
-                               RESULTS / "latency_predictor.png",
+                               path.with_suffix(".png"),
                                f"{len(pairs)} held-out programs, {fp.cpu_model}")
     for k, s in scores.items():
         print(f"{k:22s} MAPE {s['mape']:.3f}  ±5% {s['within_5pct']:.2f}  ±10% "
@@ -196,7 +198,8 @@ def main():
     print(f"noise: rounds agree within ±10%: {meas.noise_within_10pct:.2f} (uncorrected "
           f"{meas.raw_noise_within_10pct:.2f})")
     print(f"judged against the machine: within ±10% {within:.2f} vs repeatability "
-          f"{meas.noise_within_10pct:.2f} -> ratio {vs_machine['ratio'] or float('nan'):.2f}")
+          f"{meas.noise_within_10pct:.2f} -> ratio "
+          f"{float('nan') if vs_machine['ratio'] is None else vs_machine['ratio']:.2f}")
     print(f"90% interval coverage {interval['coverage']:.2f} ("
           + ", ".join(f"{w} {c:.2f}" for w, c in interval["coverage_by_workload"].items())
           + f"); median width {interval['median_width_over_prediction']:.2f} x prediction")
