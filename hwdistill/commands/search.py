@@ -155,6 +155,10 @@ def run(args):
         s = Search(problem, cfg, store=store, run_id=args.resume, executor=_executor(args))
         print(f"search run {s.run_id}: objectives {', '.join(names)}; budget {args.budget}; "
               f"store {store.path}  (resume: --resume {s.run_id})", flush=True)
+        if args.n_initial is None and s.n_initial > args.budget / 2:
+            print(f"note: the initial design (2(d+1) = {s.n_initial} random students) is more "
+                  f"than half of --budget {args.budget}; with expensive objectives pass "
+                  "--n-initial 8 (a new run) so the model chooses most of them", flush=True)
         res = s.run(progress=True)
         trials = [t for t in s.trials() if t.status == "done"]
         n_failed = sum(1 for t in s.trials() if t.status == "failed")
