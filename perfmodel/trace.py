@@ -76,15 +76,21 @@ def load_trace(path: str | Path) -> dict:
 _HASH_SUFFIX = re.compile(r"\(\d+\)$")
 
 
-def parse_events(trace: dict) -> list[OpEvent]:
-    """All HLO op events of a trace, from a CPU (JAX) or device (XProf) capture."""
-    events = trace["traceEvents"]
+def _names(events) -> tuple[dict, dict]:
+    """The trace's process names by pid and thread names by (pid, tid)."""
     procs, threads = {}, {}
     for e in events:
         if e.get("ph") == "M" and e.get("name") == "process_name":
             procs[e.get("pid")] = e.get("args", {}).get("name", "")
         elif e.get("ph") == "M" and e.get("name") == "thread_name":
             threads[(e.get("pid"), e.get("tid"))] = e.get("args", {}).get("name", "")
+    return procs, threads
+
+
+def parse_events(trace: dict) -> list[OpEvent]:
+    """All HLO op events of a trace, from a CPU (JAX) or device (XProf) capture."""
+    events = trace["traceEvents"]
+    procs, threads = _names(events)
     out: list[OpEvent] = []
     module_of_group: dict[tuple, str] = {}
     for e in events:  # device planes: module names per (pid, group)
@@ -131,12 +137,7 @@ def parse_module_runs(trace: dict) -> list[ModuleRun]:
     """Every module execution on the device planes of an XProf trace (none in a JAX CPU
     trace, whose op events name their module themselves)."""
     events = trace["traceEvents"]
-    procs, threads = {}, {}
-    for e in events:
-        if e.get("ph") == "M" and e.get("name") == "process_name":
-            procs[e.get("pid")] = e.get("args", {}).get("name", "")
-        elif e.get("ph") == "M" and e.get("name") == "thread_name":
-            threads[(e.get("pid"), e.get("tid"))] = e.get("args", {}).get("name", "")
+    procs, threads = _names(events)
     out = []
     for e in events:
         if e.get("ph") != "X" or threads.get((e.get("pid"), e.get("tid"))) != "XLA Modules":
