@@ -12,9 +12,10 @@ hwdistill-models/), calibrated, else analytically from the roofline of the hardw
 program's ops of kinds the model was never trained on (their times are extrapolated).
 On cpu, the newest `hwdistill recalibrate` of this machine (younger than
 --recalibration-max-age-h, in --store) corrects the prediction to the machine as it is now
-(status `calibrated`, method `learned+recalibrated`). `interval_90_ms` is the 90% prediction interval (split conformal on the profiled programs, per
-workload where enough were profiled): it covers what the profile covers, on the machine as it
-was then; `hwdistill validate` measures its coverage today.
+(status `calibrated`, method `learned+recalibrated`). `interval_90_ms` is the 90% prediction
+interval (split conformal on the profiled programs, per workload where enough were
+profiled): it covers what the profile covers, on the machine as it was then; `hwdistill
+validate` measures its coverage today.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ Writes validation.json and a predicted-vs-measured PNG to --out.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from .common import add_space_arg, add_store_arg, default_model_dir, load_space, print_table
@@ -63,6 +64,12 @@ def run(args):
                 if tuple(sorted(c.to_dict().items())) not in seen][: args.archs]
         pairs = [(c, w) for c in cfgs for w in workloads]
         recal = latest_recalibration(args, args.store, fp.id)
+        if recal is not None and reference is not None:
+            # drift-corrected latencies are scaled to the machine's speed when it was profiled;
+            # a recalibration moves predictions to today's speed: the two do not mix
+            print("note: --reference scales measurements to the machine as profiled; the "
+                  "recalibration (today's machine) is not applied", file=sys.stderr)
+            recal = None
         pred = Predictor("cpu", model, recalibration=recal)
         predictions = [pred.predict(c, w) for c, w in tqdm(pairs, desc="predicting")]
         preds = [p.latency_ms for p in predictions]
