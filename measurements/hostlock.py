@@ -45,30 +45,36 @@ def _open(path: Path) -> int:
     return os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
 
 
-def _usable(path: Path | None) -> Path | None:
-    """``path`` if its lock files can be opened; else None, said once (the host lock is a
-    courtesy between jobs: a timing without it is still a timing)."""
+def _open_pair(path: Path | None) -> tuple[int, int] | None:
+    """(turnstile fd, main fd), or None when disabled or unusable, said once (the host lock is
+    a courtesy between jobs: a timing without it is still a timing)."""
     if path is None:
         return None
     try:
-        for p in (path, path.with_name(path.name + ".gate")):
-            os.close(_open(p))
+        gate = _open(path.with_name(path.name + ".gate"))
     except OSError as e:
-        if not getattr(_local, "warned", False):
-            warnings.warn(f"host lock {path} unusable ({e}); timings here will not pause other "
-                          "hwdistill jobs. Set HWDISTILL_HOST_LOCK to a writable path, or "
-                          "'none'", stacklevel=3)
-            _local.warned = True
-        return None
-    return path
+        return _unusable(path, e)
+    try:
+        return gate, _open(path)
+    except OSError as e:
+        os.close(gate)
+        return _unusable(path, e)
+
+
+def _unusable(path: Path, e: OSError) -> None:
+    if not getattr(_local, "warned", False):
+        warnings.warn(f"host lock {path} unusable ({e}); timings here will not pause other "
+                      "hwdistill jobs. Set HWDISTILL_HOST_LOCK to a writable path, or 'none'",
+                      stacklevel=4)
+        _local.warned = True
+    return None
 
 
 @contextlib.contextmanager
 def timing() -> Iterator[None]:
     """Hold the host exclusively (other hwdistill jobs pause at their next unit of work)."""
-    path = _usable(lock_path())
     held = getattr(_local, "held", None)          # (mode, fd of the main lock) in this thread
-    if path is None or (held and held[0] == "timing"):
+    if held and held[0] == "timing":
         yield
         return
     if held:
@@ -83,7 +89,11 @@ def timing() -> Iterator[None]:
             _local.held = held
             fcntl.flock(main, fcntl.LOCK_SH)
         return
-    gate, main = _open(path.with_name(path.name + ".gate")), _open(path)
+    fds = _open_pair(lock_path())
+    if fds is None:
+        yield
+        return
+    gate, main = fds
     try:
         fcntl.flock(gate, fcntl.LOCK_EX)        # no new work starts from now on
         fcntl.flock(main, fcntl.LOCK_EX)        # the work in flight has finished
@@ -102,11 +112,11 @@ def timing() -> Iterator[None]:
 @contextlib.contextmanager
 def work() -> Iterator[None]:
     """One unit of heavy work: waits while a timing holds the host, never delays another unit."""
-    path = _usable(lock_path())
-    if path is None or getattr(_local, "held", None):     # inside a unit or a timing already
+    fds = None if getattr(_local, "held", None) else _open_pair(lock_path())
+    if fds is None:             # inside a unit or a timing already, or no usable lock
         yield
         return
-    gate, main = _open(path.with_name(path.name + ".gate")), _open(path)
+    gate, main = fds
     try:
         fcntl.flock(gate, fcntl.LOCK_SH)        # pass the turnstile (waits for a timing)
         fcntl.flock(gate, fcntl.LOCK_UN)
