@@ -71,6 +71,29 @@ def _unusable(path: Path, e: OSError) -> None:
 
 
 @contextlib.contextmanager
+def _holding(mode: str, main: int, *unlock: tuple[int, int]) -> Iterator[None]:
+    """Mark this thread as holding ``main`` in ``mode``; on exit restore the outer state and
+    apply ``unlock`` ((fd, flock operation) pairs)."""
+    outer = getattr(_local, "held", None)
+    _local.held = (mode, main)
+    try:
+        yield
+    finally:
+        _local.held = outer
+        for fd, op in unlock:
+            fcntl.flock(fd, op)
+
+
+@contextlib.contextmanager
+def _opened(fds: tuple[int, int]) -> Iterator[tuple[int, int]]:
+    try:
+        yield fds
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+@contextlib.contextmanager
 def timing() -> Iterator[None]:
     """Hold the host exclusively (other hwdistill jobs pause at their next unit of work)."""
     held = getattr(_local, "held", None)          # (mode, fd of the main lock) in this thread
@@ -80,33 +103,19 @@ def timing() -> Iterator[None]:
     if held:
         # inside a unit of work of this thread: convert its shared lock. Not through the
         # turnstile: a timing of another process may hold it while it waits for our lock.
-        main = held[1]
-        fcntl.flock(main, fcntl.LOCK_EX)
-        _local.held = ("timing", main)
-        try:
+        fcntl.flock(held[1], fcntl.LOCK_EX)
+        with _holding("timing", held[1], (held[1], fcntl.LOCK_SH)):
             yield
-        finally:
-            _local.held = held
-            fcntl.flock(main, fcntl.LOCK_SH)
         return
     fds = _open_pair(lock_path())
     if fds is None:
         yield
         return
-    gate, main = fds
-    try:
+    with _opened(fds) as (gate, main):
         fcntl.flock(gate, fcntl.LOCK_EX)        # no new work starts from now on
         fcntl.flock(main, fcntl.LOCK_EX)        # the work in flight has finished
-        _local.held = ("timing", main)
-        try:
+        with _holding("timing", main, (main, fcntl.LOCK_UN), (gate, fcntl.LOCK_UN)):
             yield
-        finally:
-            _local.held = None
-            fcntl.flock(main, fcntl.LOCK_UN)
-            fcntl.flock(gate, fcntl.LOCK_UN)
-    finally:
-        os.close(main)
-        os.close(gate)
 
 
 @contextlib.contextmanager
@@ -116,17 +125,9 @@ def work() -> Iterator[None]:
     if fds is None:             # inside a unit or a timing already, or no usable lock
         yield
         return
-    gate, main = fds
-    try:
+    with _opened(fds) as (gate, main):
         fcntl.flock(gate, fcntl.LOCK_SH)        # pass the turnstile (waits for a timing)
         fcntl.flock(gate, fcntl.LOCK_UN)
         fcntl.flock(main, fcntl.LOCK_SH)
-        _local.held = ("work", main)
-        try:
+        with _holding("work", main, (main, fcntl.LOCK_UN)):
             yield
-        finally:
-            _local.held = None
-            fcntl.flock(main, fcntl.LOCK_UN)
-    finally:
-        os.close(main)
-        os.close(gate)
