@@ -65,12 +65,27 @@ def profile_store(fingerprint_id: str) -> Path:
     return STORES / f"cpu_{fingerprint_id}.db"
 
 
-def cpu_latency_model(fp, *, why: str = "the analytic roofline is used instead"):
+def cpu_latency_model(fp, *, why: str = "the analytic roofline is used instead",
+                      pin: Path | None = None):
     """This machine's latency model fitted on its committed profile store, or None (with a
-    note saying why)."""
+    note saying why).
+
+    ``pin``: a directory for a benchmark that runs over several sessions and must use one
+    predictor throughout (the profile store may grow between its sessions): the model is
+    loaded from there if it holds this machine's, else fitted and saved there."""
     from measurements import Store
     from perfmodel.hardware import probe_cpu
-    from perfmodel.latency_model import ModelError, fit_from_store
+    from perfmodel.latency_model import LatencyModel, ModelError, fit_from_store
+    if pin is not None and (Path(pin) / "meta.json").is_file():
+        try:
+            model = LatencyModel.load(pin, fingerprint_id=fp.id)
+        except ModelError as e:
+            print(f"note: the pinned model is not usable ({e}); fitting one", flush=True)
+        else:
+            print(f"latency model of {fp.id}: pinned in {pin} (fitted "
+                  f"{model.summary.get('trained_at')} on {model.summary.get('programs')} "
+                  "programs)", flush=True)
+            return model
     path = profile_store(fp.id)
     if not path.exists():
         print(f"note: this machine ({fp.id}) has no profile store ({path.name}); {why}",
@@ -83,4 +98,7 @@ def cpu_latency_model(fp, *, why: str = "the analytic roofline is used instead")
         print(f"note: {path.name}: {e}; {why}", flush=True)
         return None
     print(f"latency model of {fp.id}: fitted on {path.name}", flush=True)
+    if pin is not None:
+        model.save(pin)
+        print(f"  pinned in {pin}: later sessions of this benchmark use it", flush=True)
     return model

@@ -74,8 +74,11 @@ def build(args):
     space = SearchSpace.from_toml(args.space) if args.space else DEFAULT_SPACE
     fp = detect("cpu")
     ctx = AccuracyContext(args.teacher, args.data_dir)
+    # one predictor for the whole benchmark, pinned beside its store: the profile store may
+    # grow between the sessions this benchmark runs over
+    pin = Path(args.store).parent / f"{Path(args.store).stem}_model" / fp.id
     model = None if args.no_model else cpu_latency_model(
-        fp, why="the latency baseline is the analytic roofline")
+        fp, why="the latency baseline is the analytic roofline", pin=pin)
     workload = Workload.parse(args.workload)
     flash = FlashAccuracy(ctx, args.flash_steps)
     measured = MeasuredLatency(fp, budget_s=args.measure_budget_s)
