@@ -112,3 +112,38 @@ def test_an_unusable_lock_path_warns_and_times_anyway(tmp_path, monkeypatch):
         with hostlock.timing():
             with hostlock.work():
                 pass
+
+
+COMPILER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from distill import StudentConfig, Workload
+    from perfmodel.program import compile_local
+    out, go = sys.argv[1], Path(sys.argv[2])
+    def mark(what):
+        with open(out, "a") as f:
+            f.write(f"{what} {time.time()!r}\\n")
+    mark("ready")
+    while not go.exists():
+        time.sleep(0.02)
+    mark("request")
+    compile_local(StudentConfig(num_layers=1, hidden_size=32, num_heads=2, ffn_size=64,
+                                vocab_size=128, max_positions=32), Workload(1, 16))
+    mark("done")
+""")
+
+
+def test_compiling_a_program_waits_for_a_timing_elsewhere(env):
+    """XLA compilation takes both cores for seconds, so it is work: it does not run while
+    another process times."""
+    out, go = env / "compiler.log", env / "go"
+    comp = subprocess.Popen([sys.executable, "-c", COMPILER, str(out), str(go)],
+                            env=os.environ.copy())
+    wait_for(out, "ready", timeout=120)
+    t, t_out = start(env, "t", "timing", 1.5)
+    wait_for(t_out, "enter")
+    go.touch()
+    for p in (comp, t):
+        assert p.wait(timeout=120) == 0
+    C, T = marks(out), marks(t_out)
+    assert C["request"] < T["exit"] <= C["done"]
