@@ -158,7 +158,10 @@ def _training_data(store: Store, fingerprint_id: str):
     for lat in store.latencies(fingerprint_id):
         prog = lat.extra.get("program")
         if lat.tag == PROFILE_TAG and prog in ops_by_prog:
-            programs.append((prog, lat.latency_ms_median * 1e3, _workload_key(lat.workload)))
+            # a drift-corrected profile (perfmodel.sweep, reference=) stored the label
+            # corrected; the op times of its trace are corrected by the same factor here
+            programs.append((prog, lat.latency_ms_median * 1e3, _workload_key(lat.workload),
+                             float(lat.extra.get("drift_factor", 1.0))))
     return ops_by_prog, programs
 
 
@@ -199,10 +202,12 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, see
                          "of more programs (`hwdistill store import CAPTURE.xplane.pb`)")
     n_folds = min(folds, len(programs))
     t0 = time.time()
-    prog_ids = [p for p, _, _ in programs]
+    prog_ids = [p for p, _, _, _ in programs]
+    drift = {p: f for p, _, _, f in programs}
     hops = {p: [HloOp.from_dict(r.features) for r in ops_by_prog[p]] for p in prog_ids}
     X = {p: feature_matrix(hops[p], spec) for p in prog_ids}
-    y = {p: np.log1p(np.array([r.time_us_median for r in ops_by_prog[p]])) for p in prog_ids}
+    y = {p: np.log1p(drift[p] * np.array([r.time_us_median for r in ops_by_prog[p]]))
+         for p in prog_ids}
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(prog_ids))
     oof_sum = np.zeros(len(prog_ids))
@@ -219,7 +224,7 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, see
             true = np.expm1(y[p])
             op_err.append(np.abs(pred - true) / np.maximum(true, 1e-3))
     n_ops = np.array([len(hops[p]) for p in prog_ids], float)
-    e2e = np.array([lat for _, lat, _ in programs])
+    e2e = np.array([lat for _, lat, _, _ in programs])
     A = np.column_stack([np.ones_like(oof_sum), oof_sum, n_ops])
     fitted = len(programs) >= folds
     if fitted:
@@ -233,6 +238,7 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, see
     moved = [o.bytes_accessed for p in prog_ids for o in hops[p] if o.bytes_accessed > 0]
     summary = {
         "programs": len(prog_ids), "ops": int(sum(len(v) for v in hops.values())),
+        "drift_corrected_programs": int(sum(f != 1.0 for f in drift.values())),
         "fit_s": round(time.time() - t0, 2), "seed": seed, "folds": n_folds,
         "cv": ("leave-one-program-out" if n_folds == len(prog_ids)
                else f"{n_folds}-fold, grouped by program"),
@@ -243,7 +249,7 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, see
         "composition": {"a_us": coef[0], "b": coef[1], "c_us_per_op": coef[2]},
         "composition_fitted": bool(fitted),
         # 90% prediction intervals (split conformal on the out-of-fold programs, by workload)
-        "interval": interval_table(np.log(e2e / comp_pred), [w for _, _, w in programs]),
+        "interval": interval_table(np.log(e2e / comp_pred), [w for _, _, w, _ in programs]),
         "training_op_kinds": dict(sorted(kinds.items())),
         "training_op_bytes_range": [min(moved, default=0.0), max(moved, default=0.0)],
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -1,15 +1,29 @@
 """Profiling sweeps: for each (architecture, workload), compile, profile every op, time the
 end-to-end latency, and store both under the hardware fingerprint. Resumable: a pair whose
 end-to-end record is stored is skipped; op records are idempotent, so a pair killed half-way
-is simply redone."""
+is simply redone.
+
+Drift correction (``reference=``): a shared machine's speed drifts by tens of percent over
+minutes, and a profile takes tens of minutes, so labels timed alone carry that drift (this
+host: one preset's label 23.1 ms, timed again alone ten minutes later 18.4 ms). With a
+reference program, every program's end-to-end latency is timed run by run beside the
+reference (:func:`measurements.time_paired`), and its label is scaled by the reference's
+anchor / its median in that pairing: the latency the program would have had at the speed the
+reference was profiled at (the reference pair itself is profiled first and is its own anchor).
+The label is stored corrected, with ``uncorrected_ms`` and ``drift_factor`` beside it; op
+records keep what the trace measured, and training scales a program's op times by its
+``drift_factor`` (:func:`perfmodel.latency_model.fit_from_store`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Callable, Iterable
 
-from distill import StudentConfig, Workload
-from measurements import HardwareFingerprint, LatencyRecord, OpTiming, Store
+import numpy as np
+
+from distill import StudentConfig, Workload, count_params
+from measurements import HardwareFingerprint, LatencyRecord, OpTiming, Store, time_paired
 
 from .measure import Measurement, measure_latency, to_record
 from .profile import profile_compiled
@@ -35,10 +49,17 @@ class SweepResult:
 def profile_pairs(store: Store, fp: HardwareFingerprint,
                   pairs: Iterable[tuple[StudentConfig, Workload]], *, run_id: str = "",
                   runs: int = 10, budget_s: float = 3.0,
-                  progress: Callable[[str], None] | None = None) -> SweepResult:
-    """Profile and store every pair not yet in ``store``."""
+                  progress: Callable[[str], None] | None = None,
+                  reference: tuple[StudentConfig, Workload] | None = None) -> SweepResult:
+    """Profile and store every pair not yet in ``store``; with ``reference`` (a program), the
+    end-to-end labels are drift-corrected against it (module docstring)."""
     pairs = list(pairs)
     done = store.keys("latencies", fp.id)
+    ref = None
+    if reference is not None:
+        if pair_key(fp, *reference) not in done:      # profiled first: it is its own anchor
+            pairs = [reference] + [p for p in pairs if p != reference]
+        ref = _Reference(reference)
     profiled = skipped = n_ops = 0
     for cfg, wl in pairs:
         if pair_key(fp, cfg, wl) in done:
@@ -55,14 +76,61 @@ def profile_pairs(store: Store, fp: HardwareFingerprint,
                         n_runs=st.n_runs, features=op.to_dict(), run_id=run_id)
                for op, st in prof.ops]
         n_ops += store.put_op_timings(ops)
-        m: Measurement = measure_latency(cfg, wl, compiled=compiled, args=args,
-                                           budget_s=budget_s)
-        rec = to_record(m, fp, run_id=run_id, tag=PROFILE_TAG)
-        rec = dataclasses.replace(rec, extra={
-            **rec.extra, "program": prof.program, "sum_op_us": prof.sum_op_us,
-            "n_ops": len(prof.ops), "not_in_trace": list(prof.not_in_trace)})
+        extra = {"program": prof.program, "sum_op_us": prof.sum_op_us, "n_ops": len(prof.ops),
+                 "not_in_trace": list(prof.not_in_trace)}
+        if ref is None or (cfg, wl) == reference:
+            m: Measurement = measure_latency(cfg, wl, compiled=compiled, args=args,
+                                               budget_s=budget_s)
+            rec = to_record(m, fp, run_id=run_id, tag=PROFILE_TAG)
+            rec = dataclasses.replace(rec, extra={**rec.extra, **extra})
+        else:
+            rec = ref.paired_record(store, fp, compiled, args, budget_s, run_id, extra)
         store.put_latency(rec)  # written last: marks the pair done
         profiled += 1
         if progress:
-            progress(f"{m.timing.median_ms:.2f} ms")
+            progress(f"{rec.latency_ms_median:.2f} ms")
     return SweepResult(profiled, skipped, n_ops)
+
+
+class _Reference:
+    """The reference program of a drift-corrected sweep, compiled once."""
+
+    def __init__(self, program: tuple[StudentConfig, Workload]):
+        self.cfg, self.wl = program
+        self.name = f"{_describe(self.cfg)}@{self.wl.batch_size}x{self.wl.seq_len}"
+        self._exe = self._args = self._anchor = None
+
+    def anchor_ms(self, store: Store, fp: HardwareFingerprint) -> float:
+        if self._anchor is None:
+            want_a, want_w = self.cfg.to_dict(), self.wl.to_dict()
+            hits = [r.latency_ms_median for r in store.latencies(fp.id) if r.tag == PROFILE_TAG
+                    and dict(r.arch) == want_a and dict(r.workload) == want_w]
+            self._anchor = float(np.median(hits))      # profiled first, so never empty
+        return self._anchor
+
+    def paired_record(self, store, fp, compiled, args, budget_s, run_id, extra):
+        if self._exe is None:
+            self._exe = compile_local(self.cfg, self.wl).executable
+            self._args = concrete_args(self.cfg, self.wl)
+        prog_s, ref_s = time_paired(compiled.executable, args, self._exe, self._args,
+                                    budget_s=budget_s, min_runs=7)
+        anchor = self.anchor_ms(store, fp)
+        now = float(np.median(ref_s)) * 1e3
+        f = anchor / now
+        ms = np.sort(prog_s) * 1e3
+        q1, q3 = np.percentile(ms, [25, 75])
+        cfg, wl = compiled.config, compiled.workload
+        return LatencyRecord(
+            fingerprint_id=fp.id, arch=cfg.to_dict(), workload=wl.to_dict(),
+            latency_ms_median=float(np.median(ms)) * f, latency_ms_iqr=float(q3 - q1) * f,
+            latency_ms_p90=float(np.percentile(ms, 90)) * f, n_runs=len(ms),
+            compile_s=compiled.lower_s + compiled.compile_s, run_id=run_id, tag=PROFILE_TAG,
+            extra={"params": count_params(cfg), "flops": compiled.flops, **extra,
+                   "uncorrected_ms": float(np.median(ms)), "drift_factor": f,
+                   "reference": self.name, "reference_ms": now, "reference_anchor_ms": anchor})
+
+
+def _describe(cfg: StudentConfig) -> str:
+    from distill import PRESETS
+    return next((n for n, c in PRESETS.items() if c == cfg),
+                f"{cfg.num_layers}L/H{cfg.hidden_size}/F{cfg.ffn_size}")

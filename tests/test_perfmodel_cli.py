@@ -18,12 +18,16 @@ def test_profile_fit_predict_validate(tmp_path):
     db = str(tmp_path / "s.db")
     common = ["--store", db]
     prof = ["profile", "--archs", "5", "--workload", "1,16", "--runs", "3", "--budget-s", "0.2",
-            *common]
+            "--reference", "bert-tiny@1,16", *common]
     r = hw(*prof, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "profiled 5 program(s), skipped 0" in r.stdout
+    assert "profiled 6 program(s), skipped 0" in r.stdout      # the reference first, then 5
     r = hw(*prof, cwd=tmp_path)  # resumable: everything is skipped
-    assert "profiled 0 program(s), skipped 5" in r.stdout
+    assert "profiled 0 program(s), skipped 6" in r.stdout
+    r = hw("store", "export", "latencies", str(tmp_path / "lat.json"), "--store", db,
+           cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "lat.json").read_text().count("drift_factor") == 5  # all but the reference
     r = hw("fit", *common, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "model written to" in r.stdout

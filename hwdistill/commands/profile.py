@@ -5,6 +5,11 @@ and store them (with each program's end-to-end latency) under the hardware finge
 
 Sampling is deterministic in --seed. Resumable: pairs already in the store are skipped, so an
 interrupted sweep continues where it stopped. `hwdistill fit` trains on what is stored.
+
+Drift-corrected by default: this machine's speed drifts by tens of percent over the minutes a
+sweep takes, so each program is timed run by run beside a reference program (--reference,
+profiled first) and its label scaled to the speed the reference was profiled at; the record
+keeps the uncorrected latency and the factor. --reference none times each program alone.
 TPU/GPU: run the same command on that machine (--target local) and merge the store here with
 `hwdistill store import`.
 """
@@ -30,6 +35,9 @@ def add_parser(p):
     p.add_argument("--runs", type=int, default=10, help="profiled runs per program")
     p.add_argument("--budget-s", type=float, default=3.0,
                    help="end-to-end timing budget per program (default %(default)s)")
+    p.add_argument("--reference", default="bert-mini@8,128", metavar="ARCH@B,S",
+                   help="program timed beside each one to correct the machine's drift "
+                        "(default %(default)s; 'none': time each program alone)")
     p.add_argument("--allow-foreign", action="store_true",
                    help="add records to a store written on other hardware")
     add_space_arg(p)
@@ -50,6 +58,12 @@ def run(args):
             raise InputError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
         cfgs.append(PRESETS[name])
     pairs = [(c, w) for c in cfgs for w in workloads]
+    reference = None
+    if args.reference != "none":
+        from perfmodel.validate import parse_program
+        reference = parse_program(args.reference)
+        if reference not in pairs:          # profiled first, as its own anchor
+            pairs.insert(0, reference)
     fp = detect(args.target)
     with Store(args.store) as store:
         store.check_fingerprint(fp, allow_foreign=args.allow_foreign)
@@ -63,7 +77,8 @@ def run(args):
             bar.update(1)
         try:
             res = profile_pairs(store, fp, pairs, run_id=run_id, runs=args.runs,
-                                budget_s=args.budget_s, progress=progress)
+                                budget_s=args.budget_s, progress=progress,
+                                reference=reference)
         except BaseException:
             store.finish_run(run_id, "interrupted")
             raise

@@ -1,0 +1,73 @@
+"""A drift-corrected profiling sweep (perfmodel.sweep with a reference program): the reference
+is profiled first as its own anchor, every other label is corrected against it and keeps what
+was measured, a resumed sweep skips everything, and training scales the op times alike."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from distill import StudentConfig, Workload
+from measurements import Store, detect
+from perfmodel.hardware import spec_for
+from perfmodel.latency_model import fit_from_store
+from perfmodel.sweep import PROFILE_TAG, profile_pairs
+
+WL = Workload(1, 16)
+REF = StudentConfig(num_layers=1, hidden_size=64, num_heads=2, ffn_size=128)
+CFGS = [StudentConfig(num_layers=n, hidden_size=h, num_heads=2, ffn_size=2 * h)
+        for n, h in ((1, 32), (2, 96), (3, 32), (1, 128))]
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    fp = detect("cpu")
+    path = tmp_path_factory.mktemp("drift") / "s.db"
+    with Store(path) as st:
+        st.register_fingerprint(fp)
+        seen = []
+        res = profile_pairs(st, fp, [(c, WL) for c in CFGS], runs=3, budget_s=0.2,
+                            reference=(REF, WL), progress=seen.append)
+        again = profile_pairs(st, fp, [(c, WL) for c in CFGS], runs=3, budget_s=0.2,
+                              reference=(REF, WL))
+        recs = [r for r in st.latencies(fp.id) if r.tag == PROFILE_TAG]
+    return fp, path, res, again, recs, seen
+
+
+def test_reference_first_then_every_label_corrected(swept):
+    fp, _, res, again, recs, seen = swept
+    assert res.profiled == len(CFGS) + 1 and len(seen) == len(CFGS) + 1
+    assert again.profiled == 0 and again.skipped == len(CFGS)   # resumed: all stored
+    ref = [r for r in recs if r.arch == REF.to_dict()]
+    assert len(ref) == 1 and "drift_factor" not in ref[0].extra      # its own anchor
+    anchor = ref[0].latency_ms_median
+    others = [r for r in recs if r.arch != REF.to_dict()]
+    assert len(others) == len(CFGS)
+    for r in others:
+        e = r.extra
+        assert e["reference_anchor_ms"] == pytest.approx(anchor)
+        assert e["drift_factor"] == pytest.approx(anchor / e["reference_ms"])
+        assert r.latency_ms_median == pytest.approx(e["uncorrected_ms"] * e["drift_factor"])
+        assert 0 < e["drift_factor"] < 10 and r.n_runs >= 7
+        assert e["reference"] == "1L/H64/F128@1x16" and e["program"] and e["sum_op_us"] > 0
+
+
+def test_training_scales_op_times_by_the_programs_drift(swept, tmp_path):
+    fp, path, *_ = swept
+    spec = spec_for("cpu")
+    with Store(path, readonly=True) as st:
+        base = fit_from_store(st, fp.id, spec)
+        ops = list(st.op_timings(fp.id))
+        lats = list(st.latencies(fp.id))
+    assert base.summary["drift_corrected_programs"] == len(CFGS)
+    # the same measurements, every program's factor doubled: the op model learns ~2x the times
+    with Store(tmp_path / "x2.db") as st:
+        st.register_fingerprint(fp)
+        st.put_op_timings(ops)
+        st.put_latencies([dataclasses.replace(r, extra={
+            **r.extra, "drift_factor": 2 * r.extra.get("drift_factor", 1.0)}) for r in lats])
+        doubled = fit_from_store(st, fp.id, spec)
+    from perfmodel.hlo import HloOp
+    hops = [HloOp.from_dict(o.features) for o in ops]
+    ratio = doubled.predict_ops_us(hops) / base.predict_ops_us(hops)
+    assert 1.5 < float(np.median(ratio)) < 2.5
