@@ -105,6 +105,9 @@ def main():
     cfgs = cfgs[: args.archs]
     preset_names = (list(PRESETS) if args.preset is None else
                     [] if args.preset == ["none"] else args.preset)
+    unknown = [n for n in preset_names if n not in PRESETS]
+    if unknown:
+        sys.exit(f"unknown preset(s) {unknown}; known: {', '.join(PRESETS)} (or 'none')")
     presets = [PRESETS[n] for n in preset_names]
     print(f"held out: {len(cfgs)} architectures of the {space_name} space (seed {args.seed}) "
           f"and {len(presets)} presets ({sum(c in seen for c in presets)} of them profiled), "

@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from distill import StudentConfig, Workload, count_params
+from distill import PRESETS, StudentConfig, Workload, count_params
 from measurements import HardwareFingerprint, LatencyRecord, OpTiming, Store, time_paired
 
 from .measure import Measurement, measure_latency, to_record
@@ -131,6 +131,5 @@ class _Reference:
 
 
 def _describe(cfg: StudentConfig) -> str:
-    from distill import PRESETS
     return next((n for n, c in PRESETS.items() if c == cfg),
                 f"{cfg.num_layers}L/H{cfg.hidden_size}/F{cfg.ffn_size}")
