@@ -26,11 +26,10 @@ COMMITTED_STORE = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "s
 
 
 @pytest.fixture(scope="session")
-def real_model(tmp_path_factory):
-    """A latency model fitted on 48 programs of the committed profile (real timings of its
-    machine, 24 per workload at 1x128 and 8x128): small enough to fit in seconds."""
+def real_store(tmp_path_factory):
+    """A store of 48 programs of the committed profile (real timings of its machine, 24 per
+    workload at 1x128 and 8x128): (path, fingerprint id)."""
     from measurements import Store
-    from perfmodel import fit_from_store, spec_for
     with Store(COMMITTED_STORE, readonly=True) as src:
         fp = src.fingerprints()[0]
         lats = [r for r in src.latencies(fp.id) if r.tag == "profile"]
@@ -40,8 +39,20 @@ def real_model(tmp_path_factory):
             keep += [r for r in lats if dict(r.workload) == wl][:24]
         progs = {r.extra["program"] for r in keep}
         ops = [o for p in sorted(progs) for o in src.op_timings(fp.id, program=p)]
-    with Store(tmp_path_factory.mktemp("real-model") / "s.db") as dst:
+    path = tmp_path_factory.mktemp("real-store") / "s.db"
+    with Store(path) as dst:
         dst.register_fingerprint(fp)
         dst.put_op_timings(ops)
         dst.put_latencies(keep)
-        return fit_from_store(dst, fp.id, spec_for("cpu"))
+    return path, fp.id
+
+
+@pytest.fixture(scope="session")
+def real_model(real_store):
+    """A latency model fitted on the 48 programs of ``real_store``: small enough to fit in
+    seconds."""
+    from measurements import Store
+    from perfmodel import fit_from_store, spec_for
+    path, fp_id = real_store
+    with Store(path, readonly=True) as st:
+        return fit_from_store(st, fp_id, spec_for("cpu"))

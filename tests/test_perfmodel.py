@@ -229,3 +229,31 @@ def test_op_list_cache_pays_once_per_signature_and_survives_corruption(tmp_path)
     with pytest.warns(UserWarning, match="corrupt"):
         assert same(c.predict(cfg, wl), first)
     assert c.compiles == 1
+
+
+def test_op_model_learns_each_programs_untraced_share_by_default(real_store):
+    """Traced op times sum to 0.6x-1.9x a program's untraced latency, program by program; by
+    default the op model learns them scaled to the program's end-to-end label, so its op
+    predictions sum to the label (in sample), which the traced target does not."""
+    from collections import defaultdict
+
+    from measurements import Store
+    from perfmodel import fit_from_store, spec_for
+    path, fp_id = real_store
+    with Store(path, readonly=True) as st:
+        scaled = fit_from_store(st, fp_id, spec_for("cpu"))
+        traced = fit_from_store(st, fp_id, spec_for("cpu"), op_target="traced")
+        lats = [r for r in st.latencies(fp_id) if r.tag == "profile"]
+        ops = defaultdict(list)
+        for o in st.op_timings(fp_id):
+            ops[o.program].append(HloOp.from_dict(o.features))
+    assert scaled.summary["op_target"] == "end_to_end"
+    assert traced.summary["op_target"] == "traced"
+
+    def err(model):
+        return np.median([abs(math.log(model.predict_ops_us(ops[r.extra["program"]]).sum()
+                                       / (r.latency_ms_median * 1e3))) for r in lats])
+    assert err(scaled) < 0.5 * err(traced)
+    with pytest.raises(ModelError, match="op_target"):
+        with Store(path, readonly=True) as st:
+            fit_from_store(st, fp_id, spec_for("cpu"), op_target="wall")

@@ -56,18 +56,22 @@ def test_training_scales_op_times_by_the_programs_drift(swept, tmp_path):
     fp, path, *_ = swept
     spec = spec_for("cpu")
     with Store(path, readonly=True) as st:
-        base = fit_from_store(st, fp.id, spec)
+        base = fit_from_store(st, fp.id, spec, op_target="traced")
+        scaled = fit_from_store(st, fp.id, spec)            # op times scaled to the label
         ops = list(st.op_timings(fp.id))
         lats = list(st.latencies(fp.id))
     assert base.summary["drift_corrected_programs"] == len(CFGS)
-    # the same measurements, every program's factor doubled: the op model learns ~2x the times
+    # the same measurements, every program's factor doubled: the op model learns ~2x the
+    # traced times; scaled to the (unchanged) labels, the factor cancels
     with Store(tmp_path / "x2.db") as st:
         st.register_fingerprint(fp)
         st.put_op_timings(ops)
         st.put_latencies([dataclasses.replace(r, extra={
             **r.extra, "drift_factor": 2 * r.extra.get("drift_factor", 1.0)}) for r in lats])
-        doubled = fit_from_store(st, fp.id, spec)
+        doubled = fit_from_store(st, fp.id, spec, op_target="traced")
+        doubled_scaled = fit_from_store(st, fp.id, spec)
     from perfmodel.hlo import HloOp
     hops = [HloOp.from_dict(o.features) for o in ops]
     ratio = doubled.predict_ops_us(hops) / base.predict_ops_us(hops)
     assert 1.5 < float(np.median(ratio)) < 2.5
+    assert np.allclose(doubled_scaled.predict_ops_us(hops), scaled.predict_ops_us(hops))
