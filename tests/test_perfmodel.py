@@ -249,6 +249,10 @@ def test_op_model_learns_each_programs_untraced_share_by_default(real_store):
             ops[o.program].append(HloOp.from_dict(o.features))
     assert scaled.summary["op_target"] == "end_to_end"
     assert traced.summary["op_target"] == "traced"
+    by_wl = scaled.summary["cv_e2e_by_workload"]       # out of fold, per workload
+    assert {w: v["programs"] for w, v in by_wl.items()} == {"1x128 float32": 24,
+                                                            "8x128 float32": 24}
+    assert all(0 < v["mape"] < 1 and abs(v["median_log_bias"]) < 1 for v in by_wl.values())
 
     def err(model):
         return np.median([abs(math.log(model.predict_ops_us(ops[r.extra["program"]]).sum()
