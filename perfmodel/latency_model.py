@@ -168,7 +168,7 @@ def _training_data(store: Store, fingerprint_id: str):
         prog = lat.extra.get("program")
         if lat.tag == PROFILE_TAG and prog in ops_by_prog:
             # a drift-corrected profile (perfmodel.sweep, reference=) stored the label
-            # corrected; the op times of its trace are corrected by the same factor here
+            # corrected; fit_from_store scales its traced op times by the same factor
             programs.append((prog, lat.latency_ms_median * 1e3, _workload_key(lat.workload),
                              float(lat.extra.get("drift_factor", 1.0))))
     return ops_by_prog, programs
