@@ -2,10 +2,13 @@
 its machine): each profiled preset held out, the error split into its parts."""
 
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from measurements import Store
 
@@ -13,6 +16,7 @@ ROOT = Path(__file__).parents[1]
 COMMITTED = ROOT / "benchmarks" / "store" / "cpu.db"
 
 
+@pytest.mark.slow    # a minute: a subprocess that fits, compiles and predicts
 def test_presets_held_out_and_their_error_split(tmp_path):
     with Store(COMMITTED, readonly=True) as src:
         fp = src.fingerprints()[0]
@@ -39,5 +43,5 @@ def test_presets_held_out_and_their_error_split(tmp_path):
     for r in rows:
         e = r["log_error"]
         assert all(abs(v) < 2 for v in e.values())       # finite, and not absurd
-        assert abs(e["total"] - __import__("math").log(r["predicted_ms"] / r["label_ms"])) < 1e-9
+        assert abs(e["total"] - math.log(r["predicted_ms"] / r["label_ms"])) < 1e-9
     assert set(res["median_log_error_by_workload"]) == {"1x128 float32", "8x128 float32"}
