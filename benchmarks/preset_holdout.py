@@ -56,7 +56,9 @@ def main(argv=None):
             if len(fps) != 1:
                 sys.exit(f"{store_path} holds fingerprints {fps}, not this machine's ({fp.id})")
             fp = next(f for f in st.fingerprints())
-        full = fit_from_store(st, fp.id, spec)
+        # the held-out boosters below learn traced op times: the composition must be the
+        # one fitted on the same target
+        full = fit_from_store(st, fp.id, spec, op_target="traced")
         ops = defaultdict(list)
         for r in st.op_timings(fp.id):
             ops[r.program].append(r)

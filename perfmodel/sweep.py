@@ -101,11 +101,9 @@ class _Reference:
         self._exe = self._args = self._anchor = None
 
     def anchor_ms(self, store: Store, fp: HardwareFingerprint) -> float:
-        if self._anchor is None:
-            want_a, want_w = self.cfg.to_dict(), self.wl.to_dict()
-            hits = [r.latency_ms_median for r in store.latencies(fp.id) if r.tag == PROFILE_TAG
-                    and dict(r.arch) == want_a and dict(r.workload) == want_w]
-            self._anchor = float(np.median(hits))      # profiled first, so never empty
+        if self._anchor is None:      # profiled first, so never None
+            from .validate import stored_latency_ms   # (validate imports this module)
+            self._anchor = stored_latency_ms(store.latencies(fp.id), self.cfg, self.wl)
         return self._anchor
 
     def paired_record(self, store, fp, compiled, args, budget_s, run_id, extra):
