@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 
 import jax
 
 from distill import StudentConfig, Workload
-from measurements import hostlock
 from measurements.errors import HwdistillError, InputError
 
 from .hardware import TPU_TOPOLOGY
-from .program import Compiled, cost_of, abstract_args, serving_fn
+from .program import Compiled, abstract_args, compile_serving
 
 __all__ = ["compile_tpu", "AotUnavailableError"]
 
@@ -50,12 +48,4 @@ def _device(target: str):
 def compile_tpu(cfg: StudentConfig, wl: Workload, target: str) -> Compiled:
     """Compile the serving program for one chip of ``target`` (e.g. ``tpu-v5e``)."""
     sharding = jax.sharding.SingleDeviceSharding(_device(target))
-    fn = jax.jit(serving_fn(cfg))
-    with hostlock.work():   # seconds of both cores: a timing elsewhere on this host waits
-        t0 = time.perf_counter()
-        lowered = fn.lower(*abstract_args(cfg, wl, sharding=sharding))
-        t1 = time.perf_counter()
-        exe = lowered.compile()
-        t2 = time.perf_counter()
-    flops, nbytes = cost_of(exe)
-    return Compiled(cfg, wl, target, exe, t1 - t0, t2 - t1, flops, nbytes)
+    return compile_serving(cfg, wl, target, abstract_args(cfg, wl, sharding=sharding))

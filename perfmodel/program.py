@@ -19,8 +19,8 @@ from flax import nnx
 from distill import StudentConfig, Workload, abstract_encoder, init_encoder, mean_pool
 from measurements import hostlock
 
-__all__ = ["serving_fn", "abstract_args", "concrete_args", "compile_local", "Compiled",
-           "cost_of", "ANALYSIS_OPTIONS"]
+__all__ = ["serving_fn", "abstract_args", "concrete_args", "compile_local", "compile_serving",
+           "Compiled", "cost_of", "ANALYSIS_OPTIONS"]
 
 
 def serving_fn(cfg: StudentConfig):
@@ -104,13 +104,21 @@ def compile_local(cfg: StudentConfig, wl: Workload, *,
                   compiler_options: dict | None = None) -> Compiled:
     """Lower and compile the serving program for the local backend (CPU here).
     ``compiler_options=ANALYSIS_OPTIONS`` compiles faster for op lists; never time that."""
+    return compile_serving(cfg, wl, jax.default_backend(), abstract_args(cfg, wl),
+                           compiler_options)
+
+
+def compile_serving(cfg: StudentConfig, wl: Workload, target: str, args,
+                    compiler_options: dict | None = None) -> Compiled:
+    """Lower and compile the serving program of ``cfg`` for ``args`` (abstract, placed on the
+    target's device), timing both steps; as work under the host lock."""
     fn = jax.jit(serving_fn(cfg))
     with hostlock.work():   # seconds of both cores: a timing elsewhere on this host waits
         t0 = time.perf_counter()
-        lowered = fn.lower(*abstract_args(cfg, wl))
+        lowered = fn.lower(*args)
         t1 = time.perf_counter()
         exe = lowered.compile(compiler_options=compiler_options) if compiler_options \
             else lowered.compile()
         t2 = time.perf_counter()
     flops, nbytes = cost_of(exe)
-    return Compiled(cfg, wl, jax.default_backend(), exe, t1 - t0, t2 - t1, flops, nbytes)
+    return Compiled(cfg, wl, target, exe, t1 - t0, t2 - t1, flops, nbytes)
