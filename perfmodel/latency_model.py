@@ -10,10 +10,10 @@ a 500 ms one; unweighted, the fit had 29% MAPE against 14% weighted, on measured
 programs), on *out-of-fold* op predictions, so its coefficients see the op model's real errors.
 
 What the op model learns (``op_target``): by default each program's traced op times scaled so
-that they sum to the program's end-to-end latency ("end_to_end"). The profiler's cost differs
-from program to program (traced vs untraced, timed alone here: 1.7x for bert-small@1x128,
-0.87x for minilm-l6-h384@1x128), so raw traced times ("traced") teach the op model a cost
-that no composition of three coefficients can take back per program. Out of fold
+that they sum to the program's end-to-end latency ("end_to_end"). A program's traced op sum
+and its untraced latency disagree by up to 1.7x in either direction (profiler cost and drift
+between trace and timing; `benchmarks/trace_cost.py`), so raw traced times ("traced") teach
+the op model a per-program error that three composition coefficients cannot take back. Out of fold
 (``python benchmarks/op_target.py``): end-to-end MAPE 0.109 vs 0.118 on the AMD store (168
 programs; 1x128 0.108 vs 0.121) and 0.166 vs 0.176 on the Intel grid store (516 programs;
 1x128 0.179 vs 0.202, median log bias -0.061 vs -0.160).
