@@ -18,6 +18,7 @@ records keep what the trace measured, and training scales a program's op times b
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Callable, Iterable
 
 import numpy as np
@@ -79,8 +80,12 @@ def profile_pairs(store: Store, fp: HardwareFingerprint,
         extra = {"program": prof.program, "sum_op_us": prof.sum_op_us, "n_ops": len(prof.ops),
                  "not_in_trace": list(prof.not_in_trace)}
         if ref is None or (cfg, wl) == reference:
-            m: Measurement = measure_latency(cfg, wl, compiled=compiled, args=args,
-                                               budget_s=budget_s)
+            if ref is None:
+                m: Measurement = measure_latency(cfg, wl, compiled=compiled, args=args,
+                                                 budget_s=budget_s)
+            else:
+                m, attempts = _steady_anchor(cfg, wl, compiled, args, budget_s)
+                extra["anchor_attempts"] = attempts
             rec = to_record(m, fp, run_id=run_id, tag=PROFILE_TAG)
             rec = dataclasses.replace(rec, extra={**rec.extra, **extra})
         else:
@@ -90,6 +95,31 @@ def profile_pairs(store: Store, fp: HardwareFingerprint,
         if progress:
             progress(f"{rec.latency_ms_median:.2f} ms")
     return SweepResult(profiled, skipped, n_ops)
+
+
+#: the anchor's timing must be this steady (IQR / median) or it is taken again
+ANCHOR_MAX_REL_IQR = 0.10
+ANCHOR_ATTEMPTS = 5
+
+
+def _steady_anchor(cfg, wl, compiled, args, budget_s) -> tuple[Measurement, int]:
+    """The reference's own timing, which sets the scale of every corrected label: retaken
+    (up to ANCHOR_ATTEMPTS, a pause between) until its IQR is within ANCHOR_MAX_REL_IQR of its
+    median, else the steadiest attempt. One taken while other processes were starting (their
+    imports and data loading run outside the host lock) measured bert-mini@8x128 at 85 ms with
+    an IQR of 34 ms, against ~50 ms in the pairings that followed: every label of that sweep
+    would have been scaled up by ~1.6x. Returns the timing kept and the attempts made."""
+    best = None
+    for attempt in range(ANCHOR_ATTEMPTS):
+        if attempt:
+            time.sleep(5.0 * attempt)
+        m = measure_latency(cfg, wl, compiled=compiled, args=args, budget_s=budget_s)
+        rel = m.timing.iqr_s / m.timing.median_s
+        if best is None or rel < best[0]:
+            best = (rel, m)
+        if rel <= ANCHOR_MAX_REL_IQR:
+            break
+    return best[1], attempt + 1
 
 
 class _Reference:

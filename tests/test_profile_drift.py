@@ -14,7 +14,9 @@ from distill import StudentConfig, Workload
 from measurements import Store, detect
 from perfmodel.hardware import spec_for
 from perfmodel.latency_model import fit_from_store
+from perfmodel import sweep
 from perfmodel.sweep import PROFILE_TAG
+from measurements.timing import TimingResult
 
 WL = Workload(1, 16)
 REF = StudentConfig(num_layers=1, hidden_size=64, num_heads=2, ffn_size=128)
@@ -63,6 +65,7 @@ def test_reference_first_then_every_label_corrected(swept):
     assert again == (0, len(CFGS), len(CFGS))                   # resumed: all stored
     ref = [r for r in recs if r.arch == REF.to_dict()]
     assert len(ref) == 1 and "drift_factor" not in ref[0].extra      # its own anchor
+    assert 1 <= ref[0].extra["anchor_attempts"] <= sweep.ANCHOR_ATTEMPTS
     anchor = ref[0].latency_ms_median
     others = [r for r in recs if r.arch != REF.to_dict()]
     assert len(others) == len(CFGS)
@@ -98,3 +101,25 @@ def test_training_scales_op_times_by_the_programs_drift(swept, tmp_path):
     ratio = doubled.predict_ops_us(hops) / base.predict_ops_us(hops)
     assert 1.5 < float(np.median(ratio)) < 2.5
     assert np.allclose(doubled_scaled.predict_ops_us(hops), scaled.predict_ops_us(hops))
+
+
+def _timing(median_ms, iqr_ms):
+    s = median_ms / 1e3
+    return TimingResult(median_s=s, iqr_s=iqr_ms / 1e3, p10_s=s, p90_s=s, ci_low_s=s,
+                        ci_high_s=s, n_runs=10, n_rejected=0, converged=True)
+
+
+@pytest.mark.parametrize("iqrs, kept, attempts", [
+    ((34.0, 3.0, 1.0), 1, 2),          # unsteady, then steady: retaken once, the steady kept
+    ((2.0,), 0, 1),                    # steady at once
+    ((30.0, 20.0, 40.0, 25.0, 35.0), 1, 5),   # never steady: the steadiest of five
+])
+def test_the_anchor_is_retaken_until_steady(monkeypatch, iqrs, kept, attempts):
+    # the scale of every corrected label is the anchor's: an unsteady timing of it (other
+    # processes starting beside the sweep) is retaken, not trusted
+    seq = iter([sweep.Measurement(REF, WL, 0, 0.0, 0.0, _timing(50.0 + i, q))
+                for i, q in enumerate(iqrs)])
+    monkeypatch.setattr(sweep, "measure_latency", lambda *a, **k: next(seq))
+    monkeypatch.setattr(sweep.time, "sleep", lambda s: None)
+    m, n = sweep._steady_anchor(REF, WL, None, None, 1.0)
+    assert n == attempts and m.timing.median_ms == pytest.approx(50.0 + kept)
