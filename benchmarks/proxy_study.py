@@ -28,6 +28,7 @@ leave-one-out and saved, fitted on every student, as ``<name>_estimate.json`` fo
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import sys
@@ -120,7 +121,7 @@ def study(args) -> None:
     ctx = make_context(teacher, tok, texts, seed=args.seed,
                        stsb_pairs=stsb_proxy_pairs(args.data_dir))
     flash = [f"flash_{int(k)}" for k in args.flash.split(",") if k.strip()]
-    predictor = None if args.no_latency else _predictor()
+    predictor = None if args.no_latency else _predictor(args.store)
     run_id = run_id_of(args)
     init_of = {"scratch": "random", "derived": "derived"}
     with Store(args.store) as store:
@@ -171,12 +172,26 @@ def study(args) -> None:
         store.finish_run(run_id)
 
 
-def _predictor():
-    """This CPU's latency model, fitted on its committed profile store (seconds)."""
+@functools.lru_cache(maxsize=None)
+def _predictor(store: str):
+    """This CPU's latency model, pinned beside the study's store (fitted once on the committed
+    profile store, then loaded): the study spans sessions and the profile store grows."""
     from measurements import detect
     from perfmodel.predict import Predictor
-    return Predictor("cpu", cpu_latency_model(detect("cpu"),
-                                              why="latency bands use the analytic roofline"))
+    fp = detect("cpu")
+    pin = Path(store).parent / f"{Path(store).stem}_model" / fp.id
+    return Predictor("cpu", cpu_latency_model(
+        fp, why="latency bands use the analytic roofline", pin=pin))
+
+
+def band_latencies(store: str, records) -> np.ndarray:
+    """Predicted latency at 8x128 of every finished student, by one predictor. The latency in
+    each record was predicted when that student finished, by the model fitted in that session,
+    and the profile store (so the fit) changed between sessions: bands need one ruler."""
+    from distill import StudentConfig, Workload
+    pred = _predictor(store)
+    return np.array([pred.predict(StudentConfig.from_dict(r["x"]["config"]),
+                                  Workload(8, 128)).latency_ms for r in records])
 
 
 # -- analysis ----------------------------------------------------------------------------------
@@ -213,8 +228,12 @@ def analyze(args, quiet: bool = False) -> dict | None:
     records = [{"x": t.x, "index": t.index, "values": t.values,
                 "provenance": t.provenance} for t in done]
     y = np.array([r["values"]["stsb"] for r in records])
-    lat_key = "latency_ms[8,128]" if "latency_ms[8,128]" in records[0]["values"] else "params_m"
-    lat = np.array([r["values"][lat_key] for r in records])
+    if args.no_latency:
+        lat_key = "params_m"
+        lat = np.array([r["values"]["params_m"] for r in records])
+    else:       # one predictor for every student (each record's own was its session's fit)
+        lat_key = "latency_ms[8,128]"
+        lat = band_latencies(args.store, records)
     bands = bands_of(lat)
     full_cost = np.array([r["provenance"]["full"]["train_s"] + r["provenance"]["full"]["eval_s"]
                           for r in records])
