@@ -33,12 +33,11 @@ import numpy as np  # noqa: E402
 
 from distill import PRESETS, StudentConfig, Workload  # noqa: E402
 from measurements import Store, detect  # noqa: E402
-from perfmodel.features import feature_matrix  # noqa: E402
 from perfmodel.hardware import probe_cpu  # noqa: E402
-from perfmodel.hlo import HloOp  # noqa: E402
 from perfmodel.latency_model import LatencyModel, _fit_booster, fit_from_store  # noqa: E402
 from perfmodel.predict import Predictor  # noqa: E402
 from perfmodel.sweep import PROFILE_TAG  # noqa: E402
+from perfmodel.training_set import training_set  # noqa: E402
 
 
 def main(argv=None):
@@ -59,33 +58,25 @@ def main(argv=None):
         # the held-out boosters below learn traced op times: the composition must be the
         # one fitted on the same target
         full = fit_from_store(st, fp.id, spec, op_target="traced")
-        ops = defaultdict(list)
-        for r in st.op_timings(fp.id):
-            ops[r.program].append(r)
-        progs = [(StudentConfig.from_dict(r.arch), Workload(**r.workload), r)
-                 for r in st.latencies(fp.id)
-                 if r.tag == PROFILE_TAG and r.extra.get("program") in ops]
-    X = {r.extra["program"]: feature_matrix([HloOp.from_dict(o.features)
-                                             for o in ops[r.extra["program"]]], spec)
-         for _, _, r in progs}
-    y = {p: np.log1p(np.array([o.time_us_median for o in ops[p]])) for p in X}
+        ts = training_set(st, fp.id, spec, op_target="traced")
+        labels = {r.extra.get("program"): r for r in st.latencies(fp.id)
+                  if r.tag == PROFILE_TAG}
+    progs = [(StudentConfig.from_dict(ts.arch[p]), Workload(**labels[p].workload), p)
+             for p in ts.programs]
     held = sorted({c for c, _, _ in progs if c in names}, key=lambda c: names[c])
     print(f"{store_path}: {len(progs)} profiled programs, presets {[names[c] for c in held]}")
     rows = []
     for cfg in held:
-        train = [r.extra["program"] for c, _, r in progs if c != cfg]
-        booster = _fit_booster(np.vstack([X[p] for p in train]),
-                               np.concatenate([y[p] for p in train]), 0)
+        booster = _fit_booster(*ts.stack(p for c, _, p in progs if c != cfg), 0)
         model = LatencyModel(booster, full.composition, spec, fp.id, full.summary)
         predictor = Predictor("cpu", model, table=None)
-        for c, wl, r in progs:
+        for c, wl, p in progs:
             if c != cfg:
                 continue
-            p = r.extra["program"]
-            meas_sum = float(np.expm1(y[p]).sum())
-            pred_sum = float(np.expm1(booster.predict(X[p])).sum())
-            n = len(ops[p])
-            label = r.latency_ms_median
+            meas_sum = float(np.expm1(ts.y[p]).sum())
+            pred_sum = float(np.expm1(booster.predict(ts.X[p])).sum())
+            n = len(ts.ops[p])
+            label = ts.label_us[p] / 1e3
             composed = predictor.predict(c, wl).latency_ms
             exact_ms = model.compose_us(pred_sum, n) / 1e3
             row = {"preset": names[c], "workload": str(wl), "label_ms": label,

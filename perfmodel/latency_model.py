@@ -24,14 +24,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
 from scipy.optimize import nnls
 
-from distill import Workload
 from measurements import Store, hostlock
 from measurements.errors import HwdistillError
 
@@ -39,7 +38,7 @@ from .features import FEATURE_NAMES, FEATURE_SCHEMA, feature_matrix, op_kind
 from .hardware import HardwareSpec
 from .hlo import HloOp
 from .intervals import interval_table
-from .sweep import PROFILE_TAG
+from .training_set import OP_TARGETS, training_set
 
 __all__ = ["LatencyModel", "fit_from_store", "ModelError", "ARTIFACT_VERSION", "OP_TARGETS",
            "default_model_dir", "missing_model_message", "models_for_target",
@@ -159,30 +158,6 @@ class LatencyModel:
                    meta["fingerprint_id"], meta["summary"])
 
 
-def _training_data(store: Store, fingerprint_id: str):
-    ops_by_prog: dict[str, list] = defaultdict(list)
-    for rec in store.op_timings(fingerprint_id):
-        ops_by_prog[rec.program].append(rec)
-    programs = []
-    for lat in store.latencies(fingerprint_id):
-        prog = lat.extra.get("program")
-        if lat.tag == PROFILE_TAG and prog in ops_by_prog:
-            # a drift-corrected profile (perfmodel.sweep, reference=) stored the label
-            # corrected; fit_from_store scales its traced op times by the same factor
-            programs.append((prog, lat.latency_ms_median * 1e3, _workload_key(lat.workload),
-                             float(lat.extra.get("drift_factor", 1.0))))
-    return ops_by_prog, programs
-
-
-def _workload_key(w) -> str:
-    """How intervals name a workload ("8x128 float32"); a record whose workload is not one
-    (a program imported from a profiler capture) keeps its own description."""
-    try:
-        return str(Workload(**w))
-    except (TypeError, HwdistillError):
-        return json.dumps(dict(w), sort_keys=True)
-
-
 def _by_workload(pred, label, workloads) -> dict:
     """Out-of-fold end-to-end MAPE and median log(predicted / label) per workload."""
     out = {}
@@ -205,9 +180,6 @@ def _fit_booster(X, y, seed):
     return m
 
 
-OP_TARGETS = ("end_to_end", "traced")
-
-
 def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, seed: int = 0,
                    folds: int = 5, op_target: str = "end_to_end") -> LatencyModel:
     """Fit the op model and the composition model on every profiled program of a fingerprint.
@@ -219,28 +191,15 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, see
     TPU v6e capture the plain sum was within 2.1% of each of its 3 programs' measured device
     time (``docs/architecture.md``, facts of 2026-11-28). ``op_target``: see the module
     docstring."""
-    if op_target not in OP_TARGETS:
-        raise ModelError(f"op_target {op_target!r}: expected one of {', '.join(OP_TARGETS)}")
-    ops_by_prog, programs = _training_data(store, fingerprint_id)
-    if len(programs) < 2:
-        raise ModelError(f"the store has {len(programs)} profiled program(s) for fingerprint "
+    ts = training_set(store, fingerprint_id, spec, op_target=op_target)
+    if len(ts.programs) < 2:
+        raise ModelError(f"the store has {len(ts.programs)} profiled program(s) for fingerprint "
                          f"{fingerprint_id}; need at least 2 (each is held out in turn). Run "
                          "`hwdistill profile` first (e.g. --archs 40), or import a TPU capture "
                          "of more programs (`hwdistill store import CAPTURE.xplane.pb`)")
-    n_folds = min(folds, len(programs))
+    n_folds = min(folds, len(ts.programs))
     t0 = time.time()
-    prog_ids = [p for p, _, _, _ in programs]
-    drift = {p: f for p, _, _, f in programs}
-    hops = {p: [HloOp.from_dict(r.features) for r in ops_by_prog[p]] for p in prog_ids}
-    X = {p: feature_matrix(hops[p], spec) for p in prog_ids}
-    label = {p: e for p, e, _, _ in programs}
-
-    def target(p):
-        t = np.array([r.time_us_median for r in ops_by_prog[p]])
-        if op_target == "end_to_end" and t.sum() > 0:
-            return np.log1p(t * (label[p] / t.sum()))    # (the drift factor cancels here)
-        return np.log1p(drift[p] * t)
-    y = {p: target(p) for p in prog_ids}
+    prog_ids, hops, y = ts.programs, ts.ops, ts.y
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(prog_ids))
     oof_sum = np.zeros(len(prog_ids))
@@ -248,30 +207,30 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, see
     for k in range(n_folds):  # grouped by program: no program's ops are in its own training set
         test = order[k::n_folds]
         train = np.setdiff1d(order, test)
-        m = _fit_booster(np.vstack([X[prog_ids[i]] for i in train]),
-                         np.concatenate([y[prog_ids[i]] for i in train]), seed)
+        m = _fit_booster(*ts.stack(prog_ids[i] for i in train), seed)
         for i in test:
             p = prog_ids[i]
-            pred = np.expm1(m.predict(X[p]))
+            pred = np.expm1(m.predict(ts.X[p]))
             oof_sum[i] = pred.sum()
             true = np.expm1(y[p])
             op_err.append(np.abs(pred - true) / np.maximum(true, 1e-3))
     n_ops = np.array([len(hops[p]) for p in prog_ids], float)
-    e2e = np.array([lat for _, lat, _, _ in programs])
+    e2e = np.array([ts.label_us[p] for p in prog_ids])
+    workloads = [ts.workload[p] for p in prog_ids]
     A = np.column_stack([np.ones_like(oof_sum), oof_sum, n_ops])
-    fitted = len(programs) >= folds
+    fitted = len(prog_ids) >= folds
     if fitted:
         coef, _ = nnls(A / e2e[:, None], np.ones_like(e2e))   # minimise relative error
     else:   # three coefficients from fewer programs would fit them exactly, and mean nothing
         coef = np.array([0.0, 1.0, 0.0])
     comp_pred = A @ coef
-    booster = _fit_booster(np.vstack(list(X.values())), np.concatenate(list(y.values())), seed)
+    booster = _fit_booster(*ts.stack(prog_ids), seed)
     op_err = np.concatenate(op_err)
     kinds = Counter(op_kind(o) for p in prog_ids for o in hops[p])
     moved = [o.bytes_accessed for p in prog_ids for o in hops[p] if o.bytes_accessed > 0]
     summary = {
         "programs": len(prog_ids), "ops": int(sum(len(v) for v in hops.values())),
-        "drift_corrected_programs": int(sum(f != 1.0 for f in drift.values())),
+        "drift_corrected_programs": int(sum(f != 1.0 for f in ts.drift.values())),
         "op_target": op_target,
         "fit_s": round(time.time() - t0, 2), "seed": seed, "folds": n_folds,
         "cv": ("leave-one-program-out" if n_folds == len(prog_ids)
@@ -280,11 +239,11 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, see
         "cv_op_median_ape": float(np.median(op_err)),
         "cv_e2e_mape": float(np.mean(np.abs(comp_pred - e2e) / e2e)),
         "cv_e2e_within_10pct": float(np.mean(np.abs(comp_pred - e2e) / e2e <= 0.10)),
-        "cv_e2e_by_workload": _by_workload(comp_pred, e2e, [w for _, _, w, _ in programs]),
+        "cv_e2e_by_workload": _by_workload(comp_pred, e2e, workloads),
         "composition": {"a_us": coef[0], "b": coef[1], "c_us_per_op": coef[2]},
         "composition_fitted": bool(fitted),
         # 90% prediction intervals (split conformal on the out-of-fold programs, by workload)
-        "interval": interval_table(np.log(e2e / comp_pred), [w for _, _, w, _ in programs]),
+        "interval": interval_table(np.log(e2e / comp_pred), workloads),
         "training_op_kinds": dict(sorted(kinds.items())),
         "training_op_bytes_range": [min(moved, default=0.0), max(moved, default=0.0)],
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -123,3 +123,23 @@ def test_the_anchor_is_retaken_until_steady(monkeypatch, iqrs, kept, attempts):
     monkeypatch.setattr(sweep.time, "sleep", lambda s: None)
     m, n = sweep._steady_anchor(REF, WL, None, None, 1.0)
     assert n == attempts and m.timing.median_ms == pytest.approx(50.0 + kept)
+
+
+def test_training_set_targets(swept):
+    # what the op model learns: op times summing to the program's end-to-end label, or the
+    # traced times scaled by the program's drift factor
+    from perfmodel.training_set import training_set
+    fp, path, *_ = swept
+    spec = spec_for("cpu")
+    with Store(path, readonly=True) as st:
+        e2e = training_set(st, fp.id, spec)
+        traced = training_set(st, fp.id, spec, op_target="traced")
+        raw = {p: sum(o.time_us_median for o in st.op_timings(fp.id) if o.program == p)
+               for p in e2e.programs}
+    assert len(e2e.programs) == len(CFGS) + 1 and e2e.programs == traced.programs
+    for p in e2e.programs:
+        assert np.expm1(e2e.y[p]).sum() == pytest.approx(e2e.label_us[p], rel=1e-9)
+        assert np.expm1(traced.y[p]).sum() == pytest.approx(traced.drift[p] * raw[p], rel=1e-9)
+        assert e2e.X[p].shape[0] == len(e2e.ops[p]) == len(e2e.y[p])
+    X, y = e2e.stack(e2e.programs[:2])
+    assert X.shape[0] == y.shape[0] == sum(len(e2e.y[p]) for p in e2e.programs[:2])
