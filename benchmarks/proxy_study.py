@@ -139,12 +139,13 @@ def study(args) -> None:
             store.update_trial(run_id, t.index, status="running",
                                provenance={"candidate": cand.describe()})
             todo = [n for n in (*ZERO_COST, *flash) if n not in got]
-            for r in (compute_proxies(cfg, ctx, todo, init=init, seed=args.seed) if todo
-                      else ()):           # resumed after every proxy was stored
+
+            def record(r, index=t.index):     # each proxy stored as it finishes, then reported
                 got[r.name] = r.to_dict()
-                store.update_trial(run_id, t.index, status="running",
-                                   provenance={"proxies": got})     # recorded, then reported
+                store.update_trial(run_id, index, status="running", provenance={"proxies": got})
                 print(f"    {r.name:10s} {r.value:12.5g}  ({r.cost_s:.1f} s)", flush=True)
+            if todo:                          # (none: resumed after every proxy was stored)
+                compute_proxies(cfg, ctx, todo, init=init, seed=args.seed, on_result=record)
             dcfg = DistillConfig(steps=args.steps, init=init, lr=RECOMMENDED_LR[init],
                                  seed=args.seed, ckpt_every=100)
             d = Distiller(cfg, teacher, tok, dcfg, calibration_texts=texts)
