@@ -42,6 +42,9 @@ from common import RESULTS, cpu_latency_model, machine_info  # noqa: E402
 
 ZERO_COST = ("params", "flops", "grad_norm", "snip", "synflow", "naswot", "cka", "stsb_init")
 # what the combined estimate may use: cheap (seconds) and known before any distillation
+# the combined estimate's proxies may cost this much of a full distillation (the goal's 1/20,
+# with a margin: a proxy's cost varies from student to student)
+BUDGET = 0.9 / 20
 CHEAP_FEATURES = ("params", "flops", "synflow", "naswot", "cka", "stsb_init", "grad_norm",
                   "snip")
 
@@ -258,11 +261,20 @@ def analyze(args, quiet: bool = False) -> dict | None:
                     "cost_s_median": float(np.median(cost)),
                     "cost_vs_full": float(np.median(cost / full_cost))}
     feats = [f for f in CHEAP_FEATURES if f in names]
+    estimate_features = None
     if len(records) >= 8:
         from search.accuracy_model import AccuracyEstimate
         est = AccuracyEstimate(tuple(feats), space)
         comb = est.loo(records)
-        est.fit(records).save(Path(args.results) / f"{args.name}_estimate.json")
+        # what `hwdistill search --accuracy proxy` uses: the proxies chosen within the budget
+        # on every student (scored honestly by combined_budget_nested)
+        from search.feature_selection import select_features
+        typical = {f: float(np.median([r["provenance"]["proxies"][f]["cost_s"] / c
+                                       for r, c in zip(records, full_cost)])) for f in feats}
+        estimate_features = select_features(records, space, feats, typical, BUDGET)
+        Path(args.results).mkdir(parents=True, exist_ok=True)
+        AccuracyEstimate(estimate_features, space).fit(records).save(
+            Path(args.results) / f"{args.name}_estimate.json")
         pred = np.array(comb["pred"])
         within = [_rank_stats(pred[b], y[b]) for b in bands if len(b) >= 4]
         cost = np.sum([[r["provenance"]["proxies"][f]["cost_s"] for f in feats]
@@ -274,6 +286,9 @@ def analyze(args, quiet: bool = False) -> dict | None:
             "cost_s_median": float(np.median(cost)),
             "cost_vs_full": float(np.median(cost / full_cost)), "features": feats,
             "rmse": comb["rmse"], "coverage_2sd": comb["coverage_2sd"]}
+    if len(records) >= 8:
+        table.update(_gp_baseline_and_budgeted(records, space, feats, full_cost, bands, y,
+                                               nested=not quiet))
     ok = [n for n, r in table.items() if r["cost_vs_full"] <= 1 / 20]
     best = max(ok, key=lambda n: np.nan_to_num(table[n]["spearman"], nan=-1)) if ok else None
     params = np.array([r["values"]["params_m"] for r in records])
@@ -286,6 +301,7 @@ def analyze(args, quiet: bool = False) -> dict | None:
            "bands": [[int(i) for i in b] for b in bands],
            "full_distillation_cost_s_median": float(np.median(full_cost)),
            "proxies": table,
+           "estimate_features": estimate_features,
            "goal": {"best_within_1/20_cost": best,
                     "spearman>=0.9": bool(best and table[best]["spearman"] >= 0.9),
                     "within_band>=0.7": bool(best and table[best]["spearman_within_band_mean"]
@@ -304,13 +320,43 @@ def analyze(args, quiet: bool = False) -> dict | None:
     return out
 
 
+def _gp_baseline_and_budgeted(records, space, feats, full_cost, bands, y, nested: bool):
+    """Two more rows. ``architecture_gp_loo``: the estimate from the architecture alone (no
+    proxy), the baseline the proxies must beat. ``combined_budget_nested``: proxies chosen
+    within 1/20 of the full cost (`search.feature_selection`), the choice made again without
+    each held-out student (nested leave-one-out; minutes, so only in a full analysis)."""
+    from search.accuracy_model import AccuracyEstimate
+    from search.feature_selection import nested_loo
+
+    def row(pred, cost, **extra):
+        within = [_rank_stats(pred[b], y[b]) for b in bands if len(b) >= 4]
+        return {**_rank_stats(pred, y),
+                "spearman_within_band_mean": float(np.nanmean([w["spearman"] for w in within])),
+                "kendall_within_band_mean": float(np.nanmean([w["kendall"] for w in within])),
+                "cost_s_median": float(np.median(cost * full_cost)),
+                "cost_vs_full": float(np.median(cost)), **extra}
+    arch = AccuracyEstimate((), space).loo(records)
+    out = {"architecture_gp_loo": row(np.array(arch["pred"]), np.zeros(len(records)),
+                                      rmse=arch["rmse"], coverage_2sd=arch["coverage_2sd"])}
+    if nested:
+        cost_of = [{f: r["provenance"]["proxies"][f]["cost_s"] / full_cost[i] for f in feats}
+                   for i, r in enumerate(records)]
+        nl = nested_loo(records, space, feats, cost_of, BUDGET)
+        out["combined_budget_nested"] = row(
+            nl.pred, nl.cost, budget_vs_full=BUDGET,
+            rmse=float(np.sqrt(np.mean((nl.pred - y) ** 2))),
+            coverage_2sd=float(np.mean(np.abs(nl.pred - y) <= 2 * nl.sd)),
+            **{k: v for k, v in nl.to_dict().items() if k == "feature_sets"})
+    return out
+
+
 def _print(table, out):
     print(f"{out['students']} students; params span {out['span']['params_ratio']:.1f}x, "
           f"latency span {out['span']['latency_ratio']:.1f}x")
-    print(f"{'proxy':18s} {'spearman':>9s} {'kendall':>8s} {'in-band':>8s} {'cost/full':>10s}")
+    print(f"{'proxy':24s} {'spearman':>9s} {'kendall':>8s} {'in-band':>8s} {'cost/full':>10s}")
     for n, r in sorted(table.items(), key=lambda kv: -np.nan_to_num(kv[1]["spearman"],
                                                                    nan=-9)):
-        print(f"{n:18s} {r['spearman']:9.3f} {r['kendall']:8.3f} "
+        print(f"{n:24s} {r['spearman']:9.3f} {r['kendall']:8.3f} "
               f"{r['spearman_within_band_mean']:8.3f} {r['cost_vs_full']:10.4f}")
     print("goal:", out["goal"])
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+from scipy import linalg
 
 from measurements.errors import InputError
 
@@ -104,6 +105,18 @@ class AccuracyEstimate:
         return {"pred": pred.tolist(), "sd": sd.tolist(),
                 "rmse": float(np.sqrt(np.mean((pred - y) ** 2))),
                 "coverage_2sd": float(np.mean(np.abs(pred - y) <= 2 * sd))}
+
+    def loo_at_fitted(self) -> np.ndarray:
+        """Leave-one-out means of the training students in closed form, at the hyperparameters
+        fitted on all of them (Rasmussen & Williams eq. 5.12): one fit instead of n, so cheap
+        enough to compare feature sets inside a selection (:mod:`search.feature_selection`);
+        :meth:`loo` refits each fold and is the evaluation to report."""
+        if self._gp is None:
+            raise InputError("the estimate is not fitted: call fit() or load()")
+        gp = self._gp
+        c_inv = linalg.cho_solve((gp.L, True), np.eye(len(gp.y_std)))
+        loo_std = gp.y_std - gp.alpha / np.diag(c_inv)
+        return gp.y_mean + gp.y_scale * loo_std
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

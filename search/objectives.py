@@ -323,11 +323,13 @@ class EstimatedAccuracy(ProxyAccuracy):
         self.name = f"{estimate.target}[estimate]"
 
     def evaluate(self, cand, workload):
-        from distill.proxies import compute_proxies
-        self._ctx = proxy_context(self.context, self.seed)
-        cfg = cand.config.replace(vocab_size=self._ctx.teacher.config.vocab_size)
-        got = {r.name: r for r in compute_proxies(cfg, self._ctx, self.estimate.features,
-                                                  init=_INIT[cand.init], seed=self.seed)}
+        got = {}
+        if self.estimate.features:     # (none: the estimate from the architecture alone)
+            from distill.proxies import compute_proxies
+            self._ctx = proxy_context(self.context, self.seed)
+            cfg = cand.config.replace(vocab_size=self._ctx.teacher.config.vocab_size)
+            got = {r.name: r for r in compute_proxies(cfg, self._ctx, self.estimate.features,
+                                                      init=_INIT[cand.init], seed=self.seed)}
         vals = {n: r.value for n, r in got.items()}
         m, sd = self.estimate.predict([vals], [cand])
         return Evaluation(self.name, float(m[0]), self.provenance,

@@ -49,3 +49,55 @@ def test_estimate_errors_name_the_problem(tmp_path):
         AccuracyEstimate.load(tmp_path / "bad.json")
     with pytest.raises(ValueError, match="does not exist"):
         AccuracyEstimate.load(tmp_path / "none.json")
+
+
+def test_closed_form_loo_equals_refitting_without_each_student():
+    # at fixed hyperparameters, the closed form (R&W 5.12) is the GP conditioned on the others
+    from scipy import linalg
+    train = records(12, 3)
+    est = AccuracyEstimate(("cka", "params"), DEFAULT_SPACE).fit(train)
+    gp = est._gp
+    fast = est.loo_at_fitted()
+    C = gp.L @ gp.L.T               # kernel + noise (+ jitter) on the diagonal, as factored
+    for i in range(len(train)):
+        keep = np.arange(len(train)) != i
+        m = C[i, keep] @ linalg.solve(C[np.ix_(keep, keep)], gp.y_std[keep])
+        assert fast[i] == pytest.approx(gp.y_mean + gp.y_scale * m, rel=1e-6)
+
+
+def test_selection_keeps_the_cheap_informative_proxy_within_budget():
+    from search.feature_selection import nested_loo, select_features
+    rng = np.random.default_rng(5)
+    recs = records(20, 4)
+    for r in recs:      # "costly" is the target itself, over budget; "noise" says nothing
+        r["values"]["costly"] = r["values"]["stsb"]
+        r["values"]["noise"] = float(rng.normal())
+    cost = {"cka": 0.01, "params": 0.0, "costly": 0.2, "noise": 0.001}
+    got = select_features(recs, DEFAULT_SPACE, list(cost), cost, budget=0.05)
+    assert "cka" in got and "costly" not in got
+    assert sum(cost[f] for f in got) <= 0.05
+    nl = nested_loo(recs[:10], DEFAULT_SPACE, list(cost), [cost] * 10, budget=0.05)
+    assert nl.pred.shape == nl.sd.shape == nl.cost.shape == (10,) and np.all(nl.sd > 0)
+    assert all("costly" not in f for f in nl.features) and np.all(nl.cost <= 0.05)
+    assert sum(nl.to_dict()["feature_sets"].values()) == 10
+    with pytest.raises(ValueError, match=r"no cost.*\['cka'\]"):
+        select_features(recs, DEFAULT_SPACE, ["cka"], {}, budget=0.05)
+
+
+def test_the_search_objective_from_an_estimate(tmp_path):
+    # what `hwdistill search --accuracy proxy` evaluates: the estimate's own proxies only (an
+    # estimate from the architecture alone computes none and loads no teacher)
+    from pathlib import Path
+
+    from distill import Workload
+    from search.objectives import AccuracyContext, EstimatedAccuracy
+    from search.space import Candidate
+    data = Path(__file__).parent / "fixtures" / "data"
+    cand = Candidate.from_dict(records(1, 9)[0]["x"])
+    for feats in ((), ("params",)):
+        est = AccuracyEstimate(feats, DEFAULT_SPACE).fit(records(12, 2))
+        ctx = AccuracyContext(data_dir=data)
+        ev = EstimatedAccuracy(ctx, est).evaluate(cand, Workload(8, 128))
+        assert np.isfinite(ev.value) and ev.detail["sd"] > 0 and ev.cost_s >= 0
+        assert set(ev.detail) == {"sd", *feats}
+        assert (ctx._loaded is None) == (not feats)
