@@ -16,10 +16,14 @@ Resumable through the store (``--store``): each student is a trial of one run; p
 merged into the trial as they finish, the distillation checkpoints in ``--workdir``, and a
 killed study continues where it stopped. Analysis (``--analyze`` runs only that): Spearman
 and Kendall of each proxy with the full score overall and within latency bands, the cost of
-each proxy relative to full distillation, and a combined estimate (our GP over the cheap
-proxies and the architecture, :class:`search.accuracy_model.AccuracyEstimate`) evaluated by
-leave-one-out and saved, fitted on every student, as ``<name>_estimate.json`` for
-``hwdistill search --accuracy estimate``. Results JSON and PNG in benchmarks/results/.
+each proxy relative to full distillation, and combined estimates (our GP over cheap proxies
+and the architecture, :class:`search.accuracy_model.AccuracyEstimate`) evaluated by
+leave-one-out: over every cheap proxy, over the architecture alone (the baseline proxies must
+beat), and over the proxies chosen within 1/20 of the full cost (:mod:`search.feature_selection`,
+scored by nested leave-one-out). The budgeted one, fitted on every student, is saved as
+``<name>_estimate.json`` for ``hwdistill search --accuracy estimate``. Its cost per candidate
+is its proxies'; the students it learned from (a full distillation each) are paid once per
+teacher, task and space. Results JSON and PNG in benchmarks/results/.
 
   nohup python benchmarks/proxy_study.py > proxy_study.log 2>&1 &
   python benchmarks/proxy_study.py --analyze
@@ -41,10 +45,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, cpu_latency_model, machine_info  # noqa: E402
 
 ZERO_COST = ("params", "flops", "grad_norm", "snip", "synflow", "naswot", "cka", "stsb_init")
-# what the combined estimate may use: cheap (seconds) and known before any distillation
 # the combined estimate's proxies may cost this much of a full distillation (the goal's 1/20,
 # with a margin: a proxy's cost varies from student to student)
 BUDGET = 0.9 / 20
+# what the combined estimate may use: cheap (seconds) and known before any distillation
 CHEAP_FEATURES = ("params", "flops", "synflow", "naswot", "cka", "stsb_init", "grad_norm",
                   "snip")
 
