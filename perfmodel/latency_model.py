@@ -16,7 +16,8 @@ between trace and timing; `benchmarks/trace_cost.py`), so raw traced times ("tra
 the op model a per-program error that three composition coefficients cannot take back. Out of fold
 (``python benchmarks/op_target.py``): end-to-end MAPE 0.109 vs 0.118 on the AMD store (168
 programs; 1x128 0.108 vs 0.121) and 0.166 vs 0.176 on the Intel grid store (516 programs;
-1x128 0.179 vs 0.202, median log bias -0.061 vs -0.160).
+1x128 0.179 vs 0.202, median log bias -0.061 vs -0.160), 0.078 vs 0.095 on the same programs
+re-profiled with drift correction.
 """
 
 from __future__ import annotations
