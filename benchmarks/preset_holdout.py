@@ -36,7 +36,6 @@ from measurements import Store, detect  # noqa: E402
 from perfmodel.hardware import probe_cpu  # noqa: E402
 from perfmodel.latency_model import LatencyModel, _fit_booster, fit_from_store  # noqa: E402
 from perfmodel.predict import Predictor  # noqa: E402
-from perfmodel.sweep import PROFILE_TAG  # noqa: E402
 from perfmodel.training_set import training_set  # noqa: E402
 
 
@@ -59,9 +58,7 @@ def main(argv=None):
         # one fitted on the same target
         full = fit_from_store(st, fp.id, spec, op_target="traced")
         ts = training_set(st, fp.id, spec, op_target="traced")
-        labels = {r.extra.get("program"): r for r in st.latencies(fp.id)
-                  if r.tag == PROFILE_TAG}
-    progs = [(StudentConfig.from_dict(ts.arch[p]), Workload(**labels[p].workload), p)
+    progs = [(StudentConfig.from_dict(ts.record[p].arch), Workload(**ts.record[p].workload), p)
              for p in ts.programs]
     held = sorted({c for c, _, _ in progs if c in names}, key=lambda c: names[c])
     print(f"{store_path}: {len(progs)} profiled programs, presets {[names[c] for c in held]}")

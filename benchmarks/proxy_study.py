@@ -246,6 +246,9 @@ def analyze(args, quiet: bool = False) -> dict | None:
     full_cost = np.array([r["provenance"]["full"]["train_s"] + r["provenance"]["full"]["eval_s"]
                           for r in records])
     names = [n for n in records[0]["provenance"]["proxies"]]
+
+    def row(score, cost_s, **extra):
+        return _row(score, cost_s, full_cost, y, bands, **extra)
     table = {}
     for n in names + ["params_m"]:
         v = np.array([r["values"][n] for r in records], float)
@@ -253,46 +256,39 @@ def analyze(args, quiet: bool = False) -> dict | None:
         if n != "params_m" and not records[0]["provenance"]["proxies"][n].get(
                 "higher_is_better", True):
             sign = -1.0
-        overall = _rank_stats(sign * v, y)
-        within = [_rank_stats(sign * v[b], y[b]) for b in bands if len(b) >= 4]
-        cost = (np.array([r["provenance"]["proxies"][n]["cost_s"] for r in records])
-                if n in names else np.zeros(len(records)))
-        table[n] = {**overall,
-                    "spearman_within_band_mean": float(np.nanmean(
-                        [w["spearman"] for w in within])) if within else float("nan"),
-                    "kendall_within_band_mean": float(np.nanmean(
-                        [w["kendall"] for w in within])) if within else float("nan"),
-                    "cost_s_median": float(np.median(cost)),
-                    "cost_vs_full": float(np.median(cost / full_cost))}
+        table[n] = row(sign * v, np.array([r["provenance"]["proxies"][n]["cost_s"]
+                                           for r in records]) if n in names else 0.0)
     feats = [f for f in CHEAP_FEATURES if f in names]
     estimate_features = None
     if len(records) >= 8:
         from search.accuracy_model import AccuracyEstimate
-        est = AccuracyEstimate(tuple(feats), space)
-        comb = est.loo(records)
-        # what `hwdistill search --accuracy proxy` uses: the proxies chosen within the budget
-        # on every student (scored honestly by combined_budget_nested)
-        from search.feature_selection import select_features
-        typical = {f: float(np.median([r["provenance"]["proxies"][f]["cost_s"] / c
-                                       for r, c in zip(records, full_cost)])) for f in feats}
+        from search.feature_selection import nested_loo, select_features
+        # each cheap proxy's cost relative to its student's full distillation
+        rel_cost = [{f: r["provenance"]["proxies"][f]["cost_s"] / c for f in feats}
+                    for r, c in zip(records, full_cost)]
+        comb = AccuracyEstimate(tuple(feats), space).loo(records)
+        table["combined_gp_loo"] = row(
+            np.array(comb["pred"]), full_cost * np.sum([[rc[f] for f in feats]
+                                                        for rc in rel_cost], axis=1),
+            features=feats, rmse=comb["rmse"], coverage_2sd=comb["coverage_2sd"])
+        # the baseline the proxies must beat: the architecture alone
+        arch = AccuracyEstimate((), space).loo(records)
+        table["architecture_gp_loo"] = row(np.array(arch["pred"]), 0.0, rmse=arch["rmse"],
+                                           coverage_2sd=arch["coverage_2sd"])
+        if not quiet:       # proxies chosen within the budget, the choice made again without
+            nl = nested_loo(records, space, feats, rel_cost, BUDGET)   # each student: minutes
+            table["combined_budget_nested"] = row(
+                nl.pred, nl.cost * full_cost, budget_vs_full=BUDGET,
+                rmse=float(np.sqrt(np.mean((nl.pred - y) ** 2))),
+                coverage_2sd=float(np.mean(np.abs(nl.pred - y) <= 2 * nl.sd)),
+                feature_sets=nl.to_dict()["feature_sets"])
+        # what `hwdistill search --accuracy estimate` uses: the proxies chosen within the
+        # budget on every student (scored honestly by combined_budget_nested)
+        typical = {f: float(np.median([rc[f] for rc in rel_cost])) for f in feats}
         estimate_features = select_features(records, space, feats, typical, BUDGET)
         Path(args.results).mkdir(parents=True, exist_ok=True)
         AccuracyEstimate(estimate_features, space).fit(records).save(
             Path(args.results) / f"{args.name}_estimate.json")
-        pred = np.array(comb["pred"])
-        within = [_rank_stats(pred[b], y[b]) for b in bands if len(b) >= 4]
-        cost = np.sum([[r["provenance"]["proxies"][f]["cost_s"] for f in feats]
-                       for r in records], axis=1)
-        table["combined_gp_loo"] = {
-            **_rank_stats(pred, y),
-            "spearman_within_band_mean": float(np.nanmean([w["spearman"] for w in within])),
-            "kendall_within_band_mean": float(np.nanmean([w["kendall"] for w in within])),
-            "cost_s_median": float(np.median(cost)),
-            "cost_vs_full": float(np.median(cost / full_cost)), "features": feats,
-            "rmse": comb["rmse"], "coverage_2sd": comb["coverage_2sd"]}
-    if len(records) >= 8:
-        table.update(_gp_baseline_and_budgeted(records, space, feats, full_cost, bands, y,
-                                               nested=not quiet))
     ok = [n for n, r in table.items() if r["cost_vs_full"] <= 1 / 20]
     best = max(ok, key=lambda n: np.nan_to_num(table[n]["spearman"], nan=-1)) if ok else None
     params = np.array([r["values"]["params_m"] for r in records])
@@ -324,34 +320,19 @@ def analyze(args, quiet: bool = False) -> dict | None:
     return out
 
 
-def _gp_baseline_and_budgeted(records, space, feats, full_cost, bands, y, nested: bool):
-    """Two more rows. ``architecture_gp_loo``: the estimate from the architecture alone (no
-    proxy), the baseline the proxies must beat. ``combined_budget_nested``: proxies chosen
-    within 1/20 of the full cost (`search.feature_selection`), the choice made again without
-    each held-out student (nested leave-one-out; minutes, so only in a full analysis)."""
-    from search.accuracy_model import AccuracyEstimate
-    from search.feature_selection import nested_loo
+def _row(score, cost_s, full_cost, y, bands, **extra) -> dict:
+    """One row of the table: rank statistics of ``score`` with the full score ``y``, overall
+    and averaged over the latency bands (of >= 4 students), and its cost per student
+    (``cost_s``, seconds, or 0) against each student's full distillation."""
+    within = [_rank_stats(score[b], y[b]) for b in bands if len(b) >= 4]
+    cost_s = np.broadcast_to(np.asarray(cost_s, float), full_cost.shape)
 
-    def row(pred, cost, **extra):
-        within = [_rank_stats(pred[b], y[b]) for b in bands if len(b) >= 4]
-        return {**_rank_stats(pred, y),
-                "spearman_within_band_mean": float(np.nanmean([w["spearman"] for w in within])),
-                "kendall_within_band_mean": float(np.nanmean([w["kendall"] for w in within])),
-                "cost_s_median": float(np.median(cost * full_cost)),
-                "cost_vs_full": float(np.median(cost)), **extra}
-    arch = AccuracyEstimate((), space).loo(records)
-    out = {"architecture_gp_loo": row(np.array(arch["pred"]), np.zeros(len(records)),
-                                      rmse=arch["rmse"], coverage_2sd=arch["coverage_2sd"])}
-    if nested:
-        cost_of = [{f: r["provenance"]["proxies"][f]["cost_s"] / full_cost[i] for f in feats}
-                   for i, r in enumerate(records)]
-        nl = nested_loo(records, space, feats, cost_of, BUDGET)
-        out["combined_budget_nested"] = row(
-            nl.pred, nl.cost, budget_vs_full=BUDGET,
-            rmse=float(np.sqrt(np.mean((nl.pred - y) ** 2))),
-            coverage_2sd=float(np.mean(np.abs(nl.pred - y) <= 2 * nl.sd)),
-            **{k: v for k, v in nl.to_dict().items() if k == "feature_sets"})
-    return out
+    def mean_within(k):
+        return float(np.nanmean([w[k] for w in within])) if within else float("nan")
+    return {**_rank_stats(score, y), "spearman_within_band_mean": mean_within("spearman"),
+            "kendall_within_band_mean": mean_within("kendall"),
+            "cost_s_median": float(np.median(cost_s)),
+            "cost_vs_full": float(np.median(cost_s / full_cost)), **extra}
 
 
 def _print(table, out):

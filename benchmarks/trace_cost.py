@@ -22,7 +22,7 @@ from distill import PRESETS, Workload  # noqa: E402
 from measurements.timing import time_callable  # noqa: E402
 from perfmodel.profile import profile_compiled  # noqa: E402
 from perfmodel.program import compile_local, concrete_args  # noqa: E402
-from perfmodel.trace import load_trace  # noqa: E402
+from perfmodel.trace import load_trace, parse_events  # noqa: E402
 
 PROGRAMS = [("bert-mini", "1,128"), ("bert-mini", "8,128"), ("bert-tiny", "1,128"),
             ("bert-small", "1,128"), ("minilm-l6-h384", "1,128")]
@@ -38,12 +38,10 @@ def main():
             profile_compiled(c.executable, args, keep_trace=d)
             trace = load_trace(sorted(Path(d).glob("plugins/profile/*/*.trace.json.gz"))[0])
         runs = defaultdict(list)
-        for e in trace["traceEvents"]:
-            a = e.get("args") or {}
-            if e.get("ph") == "X" and "hlo_op" in a:
-                runs[a.get("run_id")].append((float(e["ts"]), float(e["dur"])))
+        for e in parse_events(trace):
+            runs[e.run].append((e.ts_us, e.dur_us))
         per_run = []
-        for ev in list(runs.values())[3:]:           # the warm-up executions dropped
+        for ev in sorted(runs.values(), key=min)[3:]:     # the warm-up executions dropped
             ev.sort()
             union, end = 0.0, -np.inf
             for t, du in ev:

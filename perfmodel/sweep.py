@@ -79,17 +79,16 @@ def profile_pairs(store: Store, fp: HardwareFingerprint,
         n_ops += store.put_op_timings(ops)
         extra = {"program": prof.program, "sum_op_us": prof.sum_op_us, "n_ops": len(prof.ops),
                  "not_in_trace": list(prof.not_in_trace)}
-        if ref is None or (cfg, wl) == reference:
+        if ref is not None and (cfg, wl) != reference:
+            rec = ref.paired_record(store, fp, compiled, args, budget_s, run_id, extra)
+        else:
             if ref is None:
                 m: Measurement = measure_latency(cfg, wl, compiled=compiled, args=args,
                                                  budget_s=budget_s)
-            else:
-                m, attempts = _steady_anchor(cfg, wl, compiled, args, budget_s)
-                extra["anchor_attempts"] = attempts
+            else:                       # the reference itself: the anchor of the others
+                m, extra["anchor_attempts"] = _steady_anchor(cfg, wl, compiled, args, budget_s)
             rec = to_record(m, fp, run_id=run_id, tag=PROFILE_TAG)
             rec = dataclasses.replace(rec, extra={**rec.extra, **extra})
-        else:
-            rec = ref.paired_record(store, fp, compiled, args, budget_s, run_id, extra)
         store.put_latency(rec)  # written last: marks the pair done
         profiled += 1
         if progress:

@@ -13,13 +13,14 @@ The targets are log1p of microseconds.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections import defaultdict
 
 import numpy as np
 
 from distill import Workload
-from measurements import Store
+from measurements import LatencyRecord, Store
 from measurements.errors import HwdistillError
 
 from .features import feature_matrix
@@ -37,19 +38,35 @@ class TrainingSet:
     """Profiled programs in store order; every mapping is keyed by program id."""
 
     programs: list[str]
-    label_us: dict[str, float]      # end-to-end latency (drift-corrected if profiled so)
-    workload: dict[str, str]        # "8x128 float32", or a capture's own description
-    drift: dict[str, float]         # 1.0 unless the profile was drift-corrected
-    arch: dict[str, dict]           # the architecture, as stored
+    record: dict[str, LatencyRecord]    # the program's profile label, as stored
     ops: dict[str, list[HloOp]]
-    X: dict[str, np.ndarray]        # op features
-    y: dict[str, np.ndarray]        # log1p(op target, us)
+    X: dict[str, np.ndarray]            # op features
+    y: dict[str, np.ndarray]            # log1p(op target, us)
+
+    @functools.cached_property
+    def label_us(self) -> dict[str, float]:
+        """End-to-end latency (drift-corrected if profiled so)."""
+        return {p: r.latency_ms_median * 1e3 for p, r in self.record.items()}
+
+    @functools.cached_property
+    def workload(self) -> dict[str, str]:
+        """"8x128 float32", or a capture's own description."""
+        return {p: workload_key(r.workload) for p, r in self.record.items()}
+
+    @functools.cached_property
+    def drift(self) -> dict[str, float]:
+        """1.0 unless the profile was drift-corrected."""
+        return {p: _drift(r) for p, r in self.record.items()}
 
     def stack(self, programs) -> tuple[np.ndarray, np.ndarray]:
         """Features and targets of ``programs``, rows concatenated."""
         programs = list(programs)
         return (np.vstack([self.X[p] for p in programs]),
                 np.concatenate([self.y[p] for p in programs]))
+
+
+def _drift(rec: LatencyRecord) -> float:
+    return float(rec.extra.get("drift_factor", 1.0))
 
 
 def training_set(store: Store, fingerprint_id: str, spec: HardwareSpec, *,
@@ -61,25 +78,19 @@ def training_set(store: Store, fingerprint_id: str, spec: HardwareSpec, *,
     timings: dict[str, list] = defaultdict(list)
     for rec in store.op_timings(fingerprint_id):
         timings[rec.program].append(rec)
-    programs, label, workload, drift, arch = [], {}, {}, {}, {}
-    for lat in store.latencies(fingerprint_id):
-        p = lat.extra.get("program")
-        if lat.tag == PROFILE_TAG and p in timings:
-            programs.append(p)
-            label[p] = lat.latency_ms_median * 1e3
-            workload[p] = workload_key(lat.workload)
-            drift[p] = float(lat.extra.get("drift_factor", 1.0))
-            arch[p] = lat.arch
+    record = {lat.extra["program"]: lat for lat in store.latencies(fingerprint_id)
+              if lat.tag == PROFILE_TAG and lat.extra.get("program") in timings}
+    programs = list(record)
     ops = {p: [HloOp.from_dict(r.features) for r in timings[p]] for p in programs}
     X = {p: feature_matrix(ops[p], spec) for p in programs}
 
     def target(p):
         t = np.array([r.time_us_median for r in timings[p]])
+        label_us = record[p].latency_ms_median * 1e3
         if op_target == "end_to_end" and t.sum() > 0:
-            return np.log1p(t * (label[p] / t.sum()))    # (the drift factor cancels here)
-        return np.log1p(drift[p] * t)
-    return TrainingSet(programs, label, workload, drift, arch, ops, X,
-                       {p: target(p) for p in programs})
+            return np.log1p(t * (label_us / t.sum()))    # (the drift factor cancels here)
+        return np.log1p(_drift(record[p]) * t)
+    return TrainingSet(programs, record, ops, X, {p: target(p) for p in programs})
 
 
 def workload_key(w) -> str:
