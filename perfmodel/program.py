@@ -19,8 +19,8 @@ from flax import nnx
 from distill import StudentConfig, Workload, abstract_encoder, init_encoder, mean_pool
 from measurements import hostlock
 
-__all__ = ["serving_fn", "abstract_args", "concrete_args", "compile_local", "compile_serving",
-           "Compiled", "cost_of", "ANALYSIS_OPTIONS"]
+__all__ = ["serving_fn", "abstract_args", "concrete_args", "concrete_inputs", "compile_local",
+           "compile_serving", "Compiled", "cost_of", "ANALYSIS_OPTIONS"]
 
 
 def serving_fn(cfg: StudentConfig):
@@ -58,12 +58,18 @@ def concrete_args(cfg: StudentConfig, wl: Workload, seed: int = 0):
     """Randomly initialised parameters and random token ids with a ragged attention mask."""
     wl.check(cfg)
     params = _cast(nnx.state(init_encoder(cfg, seed), nnx.Param), jnp.dtype(wl.dtype))
+    return (params, *concrete_inputs(cfg, wl, seed))
+
+
+def concrete_inputs(cfg: StudentConfig, wl: Workload, seed: int = 0):
+    """The random token ids and ragged attention mask of :func:`concrete_args`."""
+    wl.check(cfg)
     rng = np.random.default_rng(seed)
     ids = rng.integers(min(1000, cfg.vocab_size // 2), cfg.vocab_size, (wl.batch_size, wl.seq_len),
                        dtype=np.int32)
     lengths = rng.integers(wl.seq_len // 2, wl.seq_len + 1, wl.batch_size)
     mask = (np.arange(wl.seq_len)[None] < lengths[:, None]).astype(np.int32)
-    return params, jnp.asarray(ids), jnp.asarray(mask)
+    return jnp.asarray(ids), jnp.asarray(mask)
 
 
 @dataclasses.dataclass(frozen=True)

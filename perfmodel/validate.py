@@ -26,11 +26,11 @@ from distill import StudentConfig, Workload, load_arch
 from measurements import time_callable, time_paired
 from measurements.errors import InputError
 
-from .program import compile_local, concrete_args
+from .program import compile_local, concrete_args, concrete_inputs
 from .sweep import PROFILE_TAG
 
-__all__ = ["InterleavedResult", "measure_interleaved", "parse_program", "stored_latency_ms",
-           "score", "plot_predicted_vs_measured"]
+__all__ = ["InterleavedResult", "measure_interleaved", "shared_args", "parse_program",
+           "stored_latency_ms", "score", "plot_predicted_vs_measured"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +98,21 @@ def _agreement(r: np.ndarray, tol: float = 0.10) -> float:
     return float(np.mean(agree)) if agree else float("nan")
 
 
+def shared_args(pairs: Sequence[tuple[StudentConfig, Workload]]) -> list[tuple]:
+    """:func:`concrete_args` of every pair, one set of parameters per (architecture, dtype):
+    the programs of an interleaved validation stay alive together, and 58 architectures x 6
+    workloads each holding its own parameters filled this host's 24 GiB (the process was
+    OOM-killed at 348 programs); shared, the parameters cost once per architecture."""
+    params: dict = {}
+    out = []
+    for cfg, wl in pairs:
+        key = (cfg, wl.dtype)
+        if key not in params:
+            params[key] = concrete_args(cfg, wl)[0]
+        out.append((params[key], *concrete_inputs(cfg, wl)))
+    return out
+
+
 def measure_interleaved(pairs: Sequence[tuple[StudentConfig, Workload]], *, rounds: int = 3,
                         budget_s: float = 1.0, seed: int = 0,
                         reference: tuple[StudentConfig, Workload] | None = None,
@@ -113,11 +128,11 @@ def measure_interleaved(pairs: Sequence[tuple[StudentConfig, Workload]], *, roun
     the reference's median over this session is the anchor."""
     import time
 
-    compiled, args, comp_s, flops, nbytes = [], [], [], [], []
+    compiled, comp_s, flops, nbytes = [], [], [], []
+    args = shared_args(pairs)
     for cfg, wl in pairs:
         c = compile_local(cfg, wl)
         compiled.append(c.executable)
-        args.append(concrete_args(cfg, wl))
         comp_s.append(c.lower_s + c.compile_s)
         flops.append(c.flops)
         nbytes.append(c.bytes_accessed)

@@ -173,6 +173,24 @@ def test_drift_corrected_measurement_against_itself_reads_the_anchor():
     assert plain.raw_noise_within_10pct == plain.noise_within_10pct
 
 
+def test_interleaved_programs_share_one_set_of_parameters_per_architecture():
+    # a validation keeps every program alive; per-program parameters OOM-killed 348 programs
+    import numpy as np
+    from perfmodel.program import concrete_args
+    from perfmodel.validate import shared_args
+    a = StudentConfig(num_layers=1, hidden_size=64, num_heads=2, ffn_size=128)
+    b = StudentConfig(num_layers=2, hidden_size=64, num_heads=2, ffn_size=128)
+    pairs = [(a, Workload(1, 16)), (b, Workload(1, 16)), (a, Workload(4, 8)),
+             (a, Workload(1, 16, "bfloat16"))]
+    args = shared_args(pairs)
+    assert args[0][0] is args[2][0]                      # same architecture and dtype
+    assert args[0][0] is not args[1][0] and args[0][0] is not args[3][0]
+    for (cfg, wl), (params, ids, mask) in zip(pairs, args):
+        assert ids.shape == mask.shape == (wl.batch_size, wl.seq_len)
+        ref = concrete_args(cfg, wl)                     # the same values as unshared
+        assert np.array_equal(ids, ref[1]) and np.array_equal(mask, ref[2])
+
+
 def test_stored_latency_lookup_and_program_spec_errors():
     from measurements import LatencyRecord
     from perfmodel.validate import parse_program, stored_latency_ms
