@@ -19,8 +19,8 @@ from flax import nnx
 from distill import StudentConfig, Workload, abstract_encoder, init_encoder, mean_pool
 from measurements import hostlock
 
-__all__ = ["serving_fn", "abstract_args", "concrete_args", "concrete_inputs", "compile_local",
-           "compile_serving", "Compiled", "cost_of", "ANALYSIS_OPTIONS"]
+__all__ = ["serving_fn", "abstract_args", "concrete_args", "concrete_params", "concrete_inputs",
+           "compile_local", "compile_serving", "Compiled", "cost_of", "ANALYSIS_OPTIONS"]
 
 
 def serving_fn(cfg: StudentConfig):
@@ -57,8 +57,12 @@ def abstract_args(cfg: StudentConfig, wl: Workload, sharding=None):
 def concrete_args(cfg: StudentConfig, wl: Workload, seed: int = 0):
     """Randomly initialised parameters and random token ids with a ragged attention mask."""
     wl.check(cfg)
-    params = _cast(nnx.state(init_encoder(cfg, seed), nnx.Param), jnp.dtype(wl.dtype))
-    return (params, *concrete_inputs(cfg, wl, seed))
+    return (concrete_params(cfg, wl.dtype, seed), *concrete_inputs(cfg, wl, seed))
+
+
+def concrete_params(cfg: StudentConfig, dtype: str, seed: int = 0):
+    """The randomly initialised parameters of :func:`concrete_args`, cast to ``dtype``."""
+    return _cast(nnx.state(init_encoder(cfg, seed), nnx.Param), jnp.dtype(dtype))
 
 
 def concrete_inputs(cfg: StudentConfig, wl: Workload, seed: int = 0):

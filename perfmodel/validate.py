@@ -26,7 +26,7 @@ from distill import StudentConfig, Workload, load_arch
 from measurements import time_callable, time_paired
 from measurements.errors import InputError
 
-from .program import compile_local, concrete_args, concrete_inputs
+from .program import compile_local, concrete_args, concrete_inputs, concrete_params
 from .sweep import PROFILE_TAG
 
 __all__ = ["InterleavedResult", "measure_interleaved", "shared_args", "parse_program",
@@ -108,7 +108,7 @@ def shared_args(pairs: Sequence[tuple[StudentConfig, Workload]]) -> list[tuple]:
     for cfg, wl in pairs:
         key = (cfg, wl.dtype)
         if key not in params:
-            params[key] = concrete_args(cfg, wl)[0]
+            params[key] = concrete_params(cfg, wl.dtype)
         out.append((params[key], *concrete_inputs(cfg, wl)))
     return out
 
