@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(PY) -m hwdistill run
 
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow" -q --durations=25
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -q

@@ -74,7 +74,6 @@ def cpu_latency_model(fp, *, why: str = "the analytic roofline is used instead",
     predictor throughout (the profile store may grow between its sessions): the model is
     loaded from there if it holds this machine's, else fitted and saved there."""
     from measurements import Store
-    from perfmodel.hardware import probe_cpu
     from perfmodel.latency_model import LatencyModel, ModelError, fit_from_store
     if pin is not None and (Path(pin) / "meta.json").is_file():
         try:
@@ -93,7 +92,7 @@ def cpu_latency_model(fp, *, why: str = "the analytic roofline is used instead",
         return None
     try:
         with Store(path, readonly=True) as st:
-            model = fit_from_store(st, fp.id, probe_cpu())
+            model = fit_from_store(st, fp.id)
     except ModelError as e:
         print(f"note: {path.name}: {e}; {why}", flush=True)
         return None

@@ -37,7 +37,6 @@ from tqdm import tqdm  # noqa: E402
 from distill import PRESETS, StudentConfig, Workload  # noqa: E402
 from measurements import Store, detect  # noqa: E402
 from perfmodel.baselines import ArchRegressor, FlopsLinear, RooflineLinear  # noqa: E402
-from perfmodel.hardware import probe_cpu  # noqa: E402
 from perfmodel.latency_model import fit_from_store  # noqa: E402
 from perfmodel.predict import Predictor  # noqa: E402
 from perfmodel.sweep import PROFILE_TAG  # noqa: E402
@@ -75,12 +74,12 @@ def main():
     workloads = [Workload.parse(w) for w in (args.workload or ["1,128", "8,128"])]
     reference = None if args.reference == "none" else parse_program(args.reference)
     fp = detect("cpu")
-    spec = probe_cpu()
     if args.store is None:
         args.store = str(profile_store(fp.id))
 
     with Store(args.store, readonly=True) as store:
-        model = fit_from_store(store, fp.id, spec)
+        model = fit_from_store(store, fp.id)       # with the CPU spec pinned in the store
+        spec = model.spec
         train = [r for r in store.latencies(fp.id) if r.tag == PROFILE_TAG]
         # anchor drift-corrected latencies to the reference's speed when it was profiled
         ref_anchor = stored_latency_ms(train, *reference) if reference else None
@@ -132,8 +131,12 @@ def main():
     recal = None
     if args.recalibrate:
         from perfmodel.recalibrate import default_anchors, recalibrate
+        # anchors timed beside the reference, like the held-out programs below, and corrected
+        # to its stored latency: the per-workload part (shape_factor) is on the scale of the
+        # drift-corrected measurements, the whole (factor) on today's uncorrected one
         recal, _ = recalibrate(Predictor("cpu", model), fp, default_anchors(workloads),
-                               progress=print)
+                               reference=reference, reference_ms=ref_anchor,
+                               rounds=args.rounds, budget_s=args.budget_s, progress=print)
         print(recal.describe())
     bar = tqdm(total=len(pairs) * (args.rounds + 1), desc="measure")
     meas = measure_interleaved(pairs, rounds=args.rounds, budget_s=args.budget_s,
@@ -146,10 +149,14 @@ def main():
              "xla_roofline_linear": roof_lin.predict(meas.flops, meas.bytes_accessed),
              "arch_regressor": arch_reg.predict(pairs)}
     if recal is not None:
-        preds["learned_recalibrated"] = ours * np.array([recal.factor(w) for _, w in pairs])
+        preds["learned_recalibrated"] = ours * np.array([recal.shape_factor(w)
+                                                         for _, w in pairs])
     scores = {k: score(v, y) for k, v in preds.items()}
     y_raw = meas.raw_latency_ms
     scores_raw = {k: score(v, y_raw) for k, v in preds.items()}
+    if recal is not None:      # today's machine: the per-workload part times the drift
+        scores_raw["learned_recalibrated"] = score(
+            ours * np.array([recal.factor(w) for _, w in pairs]), y_raw)
     profiled = {str(Workload(**r.workload)) for r in train}
     per_wl = {str(w): {**score(ours[[i for i, (_, ww) in enumerate(pairs) if ww == w]],
                                y[[i for i, (_, ww) in enumerate(pairs) if ww == w]]),

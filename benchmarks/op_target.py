@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import STORES, write_result  # noqa: E402
 
 from measurements import Store  # noqa: E402
-from perfmodel.hardware import probe_cpu  # noqa: E402
 from perfmodel.latency_model import OP_TARGETS, fit_from_store  # noqa: E402
 
 
@@ -32,14 +31,13 @@ def main(argv=None):
     ap.add_argument("--store", action="append", help="profile store (repeatable)")
     args = ap.parse_args(argv)
     paths = [Path(p) for p in args.store] if args.store else sorted(STORES.glob("cpu*.db"))
-    spec = probe_cpu()
     out = {}
     for path in paths:
         with Store(path, readonly=True) as st:
             for fp in st.fingerprints():
                 row = {}
                 for target in OP_TARGETS:
-                    m = fit_from_store(st, fp.id, spec, op_target=target)
+                    m = fit_from_store(st, fp.id, op_target=target)
                     s = m.summary
                     row[target] = {k: s[k] for k in ("programs", "cv_e2e_mape",
                                                      "cv_e2e_within_10pct",

@@ -32,7 +32,6 @@ import numpy as np  # noqa: E402
 
 from distill import StudentConfig, Workload  # noqa: E402
 from measurements import Store, detect  # noqa: E402
-from perfmodel.hardware import probe_cpu  # noqa: E402
 from perfmodel.latency_model import LatencyModel, fit_from_store  # noqa: E402
 from perfmodel.opcache import OpListCache, ShippedOpLists  # noqa: E402
 from perfmodel.predict import Predictor  # noqa: E402
@@ -244,7 +243,7 @@ def main():
             ids = {f.id: s.info()["fingerprints"][f.id]["op_timings"]
                    for f in s.fingerprints()}
             fp_id = here if here in ids else max(ids, key=ids.get)
-            model = fit_from_store(s, fp_id, probe_cpu())
+            model = fit_from_store(s, fp_id)
         if args.model:
             model.save(args.model)
     fit_s = time.perf_counter() - t0

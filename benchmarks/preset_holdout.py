@@ -33,7 +33,6 @@ import numpy as np  # noqa: E402
 
 from distill import PRESETS, StudentConfig, Workload  # noqa: E402
 from measurements import Store, detect  # noqa: E402
-from perfmodel.hardware import probe_cpu  # noqa: E402
 from perfmodel.latency_model import LatencyModel, _fit_booster, fit_from_store  # noqa: E402
 from perfmodel.predict import Predictor  # noqa: E402
 from perfmodel.training_set import training_set  # noqa: E402
@@ -45,7 +44,6 @@ def main(argv=None):
     args = ap.parse_args(argv)
     fp = detect("cpu")
     store_path = args.store or str(profile_store(fp.id))
-    spec = probe_cpu()
     names = {cfg: name for name, cfg in PRESETS.items()}
     with Store(store_path, readonly=True) as st:
         # nothing is timed here: another machine's store can be analysed too
@@ -56,7 +54,8 @@ def main(argv=None):
             fp = next(f for f in st.fingerprints())
         # the held-out boosters below learn traced op times: the composition must be the
         # one fitted on the same target
-        full = fit_from_store(st, fp.id, spec, op_target="traced")
+        full = fit_from_store(st, fp.id, op_target="traced", op_scale="log1p")
+        spec = full.spec
         ts = training_set(st, fp.id, spec, op_target="traced")
     progs = [(StudentConfig.from_dict(ts.record[p].arch), Workload(**ts.record[p].workload), p)
              for p in ts.programs]

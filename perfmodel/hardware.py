@@ -3,15 +3,29 @@
 TPU figures are per chip, from Google's Cloud TPU documentation. On TPU, f32 matmuls use
 bf16 MXU passes at JAX's default precision, so the bf16 peak is used for both dtypes.
 The host CPU has no datasheet here: :func:`probe_cpu` measures a matmul and a streaming add.
+
+A probe reads the host as it is at that moment, and the op model's roofline features are
+computed with the spec: two fits of one store with two probes are two different models (issue
+15's goal run, fitted twice from the same store: mobilebert-tiny@16x96 predicted 360.7 and
+386.4 ms; an op-model experiment refitted in three processes moved one workload's held-out
+bias from +0.12 to -0.33). So a store keeps the spec its machine was first probed with
+(:func:`pin_cpu_spec`, done when profiling starts) and every fit of that machine's programs
+uses it (:func:`pinned_cpu_spec`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
+import warnings
+
 from measurements.errors import InputError
 
-__all__ = ["HardwareSpec", "TPU_SPECS", "spec_for", "probe_cpu", "TPU_TOPOLOGY"]
+__all__ = ["HardwareSpec", "TPU_SPECS", "spec_for", "probe_cpu", "TPU_TOPOLOGY",
+           "pinned_cpu_spec", "pin_cpu_spec", "CPU_SPEC_RUN"]
+
+CPU_SPEC_RUN = "cpu-spec"        # the store run that keeps a machine's probed spec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +103,35 @@ def probe_cpu(n: int = 1024, repeats: int = 5) -> HardwareSpec:
     _CPU_CACHE["cpu"] = HardwareSpec("cpu", flops, bw, float(mem),
                                      f"measured by probe_cpu (matmul {n}^3, 64 MiB add)")
     return _CPU_CACHE["cpu"]
+
+
+def pinned_cpu_spec(store, fingerprint_id: str) -> HardwareSpec | None:
+    """The CPU spec kept in ``store`` for ``fingerprint_id`` (the oldest), or None."""
+    for r in store.runs():                                  # oldest first
+        if (r.get("kind") != CPU_SPEC_RUN or r.get("fingerprint_id") != fingerprint_id
+                or r.get("status") != "done"):
+            continue
+        try:
+            spec = HardwareSpec(**json.loads(r["args"]))
+        except (TypeError, ValueError) as e:     # a damaged record is skipped, never trusted
+            warnings.warn(f"store {getattr(store, 'path', '')}: pinned CPU spec of run "
+                          f"{r.get('id')} is unreadable ({e}); skipped", stacklevel=2)
+            continue
+        if spec.peak_flops_per_s > 0 and spec.hbm_bytes_per_s > 0:
+            return spec
+    return None
+
+
+def pin_cpu_spec(store, fingerprint_id: str, spec: HardwareSpec | None = None) -> HardwareSpec:
+    """Keep ``spec`` (default: a probe of this host) as ``fingerprint_id``'s spec in ``store``,
+    unless one is kept already; returns the kept one. Call it on the machine itself."""
+    kept = pinned_cpu_spec(store, fingerprint_id)
+    if kept is not None:
+        return kept
+    spec = spec or probe_cpu()
+    run_id = store.start_run(CPU_SPEC_RUN, fingerprint_id=fingerprint_id, args=spec.to_dict())
+    store.finish_run(run_id)
+    return spec
 
 
 # -- links, cores and the names profilers use (added for whole-program costing) -------------

@@ -36,8 +36,9 @@ from measurements import Store, hostlock
 from measurements.errors import HwdistillError
 
 from .features import FEATURE_NAMES, FEATURE_SCHEMA, feature_matrix, op_kind
-from .hardware import HardwareSpec
+from .hardware import HardwareSpec, pinned_cpu_spec, probe_cpu
 from .hlo import HloOp
+from .op_scale import OP_SCALES, from_target, roofline_us, to_target
 from .intervals import interval_table
 from .training_set import OP_TARGETS, training_set
 
@@ -108,11 +109,13 @@ class LatencyModel:
     spec: HardwareSpec
     fingerprint_id: str
     summary: dict
+    op_scale: str = "log1p"      # perfmodel.op_scale; artifacts saved before it: log1p
 
     def predict_ops_us(self, ops: list[HloOp]) -> np.ndarray:
         if not ops:
             return np.zeros(0)
-        return np.expm1(self.booster.predict(feature_matrix(ops, self.spec)))
+        return from_target(self.booster.predict(feature_matrix(ops, self.spec)),
+                           roofline_us(ops, self.spec), self.op_scale)
 
     def compose_us(self, sum_op_us: float, n_ops: float) -> float:
         a, b, c = self.composition
@@ -129,7 +132,7 @@ class LatencyModel:
         meta = {"artifact_version": ARTIFACT_VERSION, "feature_schema": FEATURE_SCHEMA,
                 "feature_names": list(FEATURE_NAMES), "fingerprint_id": self.fingerprint_id,
                 "spec": self.spec.to_dict(), "composition": list(self.composition),
-                "summary": self.summary}
+                "op_scale": self.op_scale, "summary": self.summary}
         (d / "meta.json").write_text(json.dumps(meta, indent=2))
         return d
 
@@ -153,10 +156,15 @@ class LatencyModel:
             raise ModelError(f"model {d} was trained on fingerprint {meta['fingerprint_id']}, "
                              f"not {fingerprint_id} (this hardware). Fit a model for this "
                              "machine with `hwdistill fit`, or pass --allow-foreign-model")
+        scale = meta.get("op_scale", "log1p")
+        if scale not in OP_SCALES:
+            raise ModelError(f"model {d} learns op times on scale {scale!r}, which this "
+                             f"hwdistill does not know ({', '.join(OP_SCALES)}); re-run "
+                             "`hwdistill fit`")
         booster = xgb.XGBRegressor()
         booster.load_model(str(d / "op_model.json"))
         return cls(booster, tuple(meta["composition"]), HardwareSpec(**meta["spec"]),
-                   meta["fingerprint_id"], meta["summary"])
+                   meta["fingerprint_id"], meta["summary"], scale)
 
 
 def _by_workload(pred, label, workloads) -> dict:
@@ -181,8 +189,9 @@ def _fit_booster(X, y, seed):
     return m
 
 
-def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, seed: int = 0,
-                   folds: int = 5, op_target: str = "end_to_end") -> LatencyModel:
+def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec | None = None, *,
+                   seed: int = 0, folds: int = 5, op_target: str = "end_to_end",
+                   op_scale: str = "roofline") -> LatencyModel:
     """Fit the op model and the composition model on every profiled program of a fingerprint.
 
     Cross-validation is grouped by program, ``folds``-fold, or leave-one-program-out when the
@@ -191,7 +200,18 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, see
     plain sum of op times, and the summary says so (``composition_fitted``). On the committed
     TPU v6e capture the plain sum was within 2.1% of each of its 3 programs' measured device
     time (``docs/architecture.md``, facts of 2026-11-28). ``op_target``: see the module
-    docstring."""
+    docstring. ``spec`` (the roofline features' hardware): default the CPU spec pinned in the
+    store for this fingerprint (:func:`perfmodel.hardware.pinned_cpu_spec`), else a probe of
+    this host, which another fit would not repeat exactly (the summary's ``spec_source``).
+    ``op_scale``: the scale the op model learns on (:mod:`perfmodel.op_scale`)."""
+    if op_scale not in OP_SCALES:
+        raise ModelError(f"op_scale {op_scale!r}: expected one of {', '.join(OP_SCALES)}")
+    spec_source = "given"
+    if spec is None:
+        spec = pinned_cpu_spec(store, fingerprint_id)
+        spec_source = "pinned in the store"
+        if spec is None:
+            spec, spec_source = probe_cpu(), "probed at fit time (not pinned in the store)"
     ts = training_set(store, fingerprint_id, spec, op_target=op_target)
     if len(ts.programs) < 2:
         raise ModelError(f"the store has {len(ts.programs)} profiled program(s) for fingerprint "
@@ -201,6 +221,13 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, see
     n_folds = min(folds, len(ts.programs))
     t0 = time.time()
     prog_ids, hops, y = ts.programs, ts.ops, ts.y
+    roof = {p: roofline_us(hops[p], spec) for p in prog_ids}
+    target = {p: to_target(np.expm1(y[p]), roof[p], op_scale) for p in prog_ids}
+
+    def stack(programs):
+        programs = list(programs)
+        return (np.vstack([ts.X[p] for p in programs]),
+                np.concatenate([target[p] for p in programs]))
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(prog_ids))
     oof_sum = np.zeros(len(prog_ids))
@@ -208,10 +235,10 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, see
     for k in range(n_folds):  # grouped by program: no program's ops are in its own training set
         test = order[k::n_folds]
         train = np.setdiff1d(order, test)
-        m = _fit_booster(*ts.stack(prog_ids[i] for i in train), seed)
+        m = _fit_booster(*stack(prog_ids[i] for i in train), seed)
         for i in test:
             p = prog_ids[i]
-            pred = np.expm1(m.predict(ts.X[p]))
+            pred = from_target(m.predict(ts.X[p]), roof[p], op_scale)
             oof_sum[i] = pred.sum()
             true = np.expm1(y[p])
             op_err.append(np.abs(pred - true) / np.maximum(true, 1e-3))
@@ -225,14 +252,14 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, see
     else:   # three coefficients from fewer programs would fit them exactly, and mean nothing
         coef = np.array([0.0, 1.0, 0.0])
     comp_pred = A @ coef
-    booster = _fit_booster(*ts.stack(prog_ids), seed)
+    booster = _fit_booster(*stack(prog_ids), seed)
     op_err = np.concatenate(op_err)
     kinds = Counter(op_kind(o) for p in prog_ids for o in hops[p])
     moved = [o.bytes_accessed for p in prog_ids for o in hops[p] if o.bytes_accessed > 0]
     summary = {
         "programs": len(prog_ids), "ops": int(sum(len(v) for v in hops.values())),
         "drift_corrected_programs": int(sum(f != 1.0 for f in ts.drift.values())),
-        "op_target": op_target,
+        "op_target": op_target, "op_scale": op_scale, "spec_source": spec_source,
         "fit_s": round(time.time() - t0, 2), "seed": seed, "folds": n_folds,
         "cv": ("leave-one-program-out" if n_folds == len(prog_ids)
                else f"{n_folds}-fold, grouped by program"),
@@ -252,4 +279,5 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec, *, see
     if not fitted:
         summary["composition_note"] = (f"plain sum of op times: {len(prog_ids)} programs are "
                                        f"too few to fit its 3 coefficients (fitted from {folds})")
-    return LatencyModel(booster, tuple(float(c) for c in coef), spec, fingerprint_id, summary)
+    return LatencyModel(booster, tuple(float(c) for c in coef), spec, fingerprint_id, summary,
+                        op_scale)

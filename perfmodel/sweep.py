@@ -27,6 +27,7 @@ from distill import PRESETS, StudentConfig, Workload, count_params
 from measurements import HardwareFingerprint, LatencyRecord, OpTiming, Store, time_paired
 
 from .measure import Measurement, measure_latency, to_record
+from .hardware import pin_cpu_spec
 from .profile import profile_compiled
 from .program import compile_local, concrete_args
 
@@ -56,6 +57,8 @@ def profile_pairs(store: Store, fp: HardwareFingerprint,
     end-to-end labels are drift-corrected against it (module docstring)."""
     pairs = list(pairs)
     done = store.keys("latencies", fp.id)
+    if fp.platform == "cpu" and any(pair_key(fp, c, w) not in done for c, w in pairs):
+        pin_cpu_spec(store, fp.id)        # the spec every fit of these programs will use
     ref = None
     if reference is not None:
         if pair_key(fp, *reference) not in done:      # profiled first: it is its own anchor

@@ -230,10 +230,9 @@ class Pipeline:
     def _stage_fit(self, progress, bars) -> dict:
         if self.settings.target != "cpu":
             return {"note": "no TPU timings in the store: prediction is analytic (roofline)"}
-        from perfmodel.hardware import spec_for
         from perfmodel.latency_model import default_model_dir, fit_from_store
         fp = self._fingerprint()
-        model = fit_from_store(self.store, fp.id, spec_for("cpu"), seed=self.settings.seed)
+        model = fit_from_store(self.store, fp.id, seed=self.settings.seed)
         out = model.save(self.dir / "model")
         # where `hwdistill predict`, `validate` and `search` look by default; a model already
         # there (e.g. from a larger profile) is left alone

@@ -62,6 +62,19 @@ def test_profile_fit_predict_validate(tmp_path):
     v = json.loads((tmp_path / "v2" / "validation.json").read_text())
     assert v["reference"] == "bert-tiny@1,16" and v["n"] == 2
     assert 0 <= v["noise_uncorrected_rounds_within_10pct"] <= 1
+    # the recalibration above timed its anchors alone (today's speed): not mixed with
+    # measurements at the speed of profiling; one timed beside the reference is applied
+    assert "not applied" in r.stderr and "recalibration" not in v
+    r = hw("recalibrate", "--workload", "1,16", "--budget-s", "0.2", "--rounds", "2",
+           "--reference", "bert-tiny@1,16", *common, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "timed beside bert-tiny@1x16" in r.stdout and "speed when profiled" in r.stdout
+    r = hw("validate", "--archs", "2", "--workload", "1,16", "--rounds", "2", "--budget-s",
+           "0.2", "--reference", "bert-tiny@1,16", "--out", str(tmp_path / "v4"), *common,
+           cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    v = json.loads((tmp_path / "v4" / "validation.json").read_text())
+    assert "timed beside" in v["recalibration"] and "mape" in v["before_recalibration"]
     r = hw("validate", "--reference", "bert-tiny", "--out", str(tmp_path / "v3"), *common,
            cwd=tmp_path)
     assert r.returncode == 2 and "ARCH@WORKLOAD" in r.stderr

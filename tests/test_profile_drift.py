@@ -143,3 +143,46 @@ def test_training_set_targets(swept):
         assert e2e.X[p].shape[0] == len(e2e.ops[p]) == len(e2e.y[p])
     X, y = e2e.stack(e2e.programs[:2])
     assert X.shape[0] == y.shape[0] == sum(len(e2e.y[p]) for p in e2e.programs[:2])
+
+
+def test_the_sweep_pins_the_cpu_spec_and_every_fit_uses_it(swept, tmp_path):
+    # a probe reads the host as it is that moment; fits with two probes were two models
+    import json
+    import sqlite3
+    import warnings
+
+    from perfmodel.hardware import CPU_SPEC_RUN, HardwareSpec, pin_cpu_spec, pinned_cpu_spec
+    from perfmodel.hlo import HloOp
+    fp, path, *_ = swept
+    with Store(path, readonly=True) as st:
+        pinned = pinned_cpu_spec(st, fp.id)
+        assert pinned is not None and pinned.peak_flops_per_s > 0
+        assert sum(r["kind"] == CPU_SPEC_RUN for r in st.runs()) == 1   # not again on resume
+        a, b = fit_from_store(st, fp.id), fit_from_store(st, fp.id)
+        ops, lats = list(st.op_timings(fp.id)), list(st.latencies(fp.id))
+    assert a.spec == pinned and a.summary["spec_source"] == "pinned in the store"
+    hops = [HloOp.from_dict(o.features) for o in ops]
+    assert np.array_equal(a.predict_ops_us(hops), b.predict_ops_us(hops))   # reproducible
+    # another spec gives another model: the pin is what keeps fits of one store alike
+    other = HardwareSpec("cpu", pinned.peak_flops_per_s / 3, pinned.hbm_bytes_per_s * 2,
+                         pinned.hbm_bytes, "test")
+    with Store(tmp_path / "copy.db") as st:
+        st.register_fingerprint(fp)
+        st.put_op_timings(ops)
+        st.put_latencies(lats)
+        assert fit_from_store(st, fp.id).summary["spec_source"].startswith("probed")
+        assert pin_cpu_spec(st, fp.id, other) == other
+        assert pin_cpu_spec(st, fp.id, pinned) == other          # the first pin stays
+        c = fit_from_store(st, fp.id)
+    assert c.spec == other and not np.array_equal(c.predict_ops_us(hops),
+                                                  a.predict_ops_us(hops))
+    # a damaged pin (older than the good one) is skipped with a warning, never trusted
+    db = sqlite3.connect(tmp_path / "copy.db")
+    db.execute("INSERT INTO runs VALUES ('spec-bad', ?, ?, ?, 'done', 0, 1)",
+               (CPU_SPEC_RUN, fp.id, json.dumps({"peak_flops_per_s": "fast"})))
+    db.commit()
+    db.close()
+    with Store(tmp_path / "copy.db", readonly=True) as st, warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        assert pinned_cpu_spec(st, fp.id) == other
+    assert any("unreadable" in str(x.message) for x in w)

@@ -8,9 +8,10 @@ import sqlite3
 import pytest
 
 from distill import PRESETS, Workload
-from measurements import Store, detect
+from measurements import Store, TimingResult, detect
 from measurements.errors import InputError
 from perfmodel import Predictor
+from perfmodel.measure import Measurement
 from perfmodel.recalibrate import Recalibration, default_anchors, latest, recalibrate, save
 
 W1, W2 = Workload.parse("1,16"), Workload.parse("2,16")
@@ -21,15 +22,18 @@ def anchored(real_model):
     """Real anchor timings on this machine: bert-tiny at two tiny workloads."""
     pred = Predictor("cpu", real_model, exact=True)
     anchors = [("bert-tiny", PRESETS["bert-tiny"], W1), ("bert-tiny", PRESETS["bert-tiny"], W2)]
-    rec, ms = recalibrate(pred, detect("cpu"), anchors, budget_s=0.2)
-    return pred, rec, ms
+    rec, records = recalibrate(pred, detect("cpu"), anchors, budget_s=0.2)
+    return pred, rec, records
 
 
 def test_each_workload_is_corrected_by_its_own_anchors(anchored, real_model):
-    pred, rec, ms = anchored
-    assert set(rec.offsets) == {str(W1), str(W2)} and len(rec.anchors) == 2 and len(ms) == 2
-    for a, m in zip(rec.anchors, ms):
-        assert a["measured_ms"] == pytest.approx(m.timing.median_ms) and a["predicted_ms"] > 0
+    pred, rec, records = anchored
+    assert set(rec.offsets) == {str(W1), str(W2)} and len(rec.anchors) == 2 and len(records) == 2
+    assert not rec.profiled_speed and rec.drift == 1.0 and rec.reference == ""
+    for a, r in zip(rec.anchors, records):
+        assert a["measured_ms"] == pytest.approx(r.latency_ms_median) and a["predicted_ms"] > 0
+        wl = W1 if a["workload"] == str(W1) else W2
+        assert r.tag == "anchor" and r.workload == wl.to_dict()
         assert rec.offsets[a["workload"]] == pytest.approx(
             math.log(a["measured_ms"] / a["predicted_ms"]))     # one anchor: its own ratio
     assert rec.pooled == pytest.approx(sum(rec.offsets.values()) / 2)   # median of two
@@ -46,32 +50,56 @@ def test_each_workload_is_corrected_by_its_own_anchors(anchored, real_model):
         assert fixed.predict(PRESETS["bert-tiny"], wl).latency_ms == pytest.approx(a["measured_ms"])
 
 
+class _TenMs:                # a learned predictor that says 10 ms for everything
+    model, recalibration = object(), None
+
+    def predict(self, cfg, wl):
+        return type("P", (), {"latency_ms": 10.0})()
+
+
 def test_medians_resist_one_disturbed_anchor():
-    class Timing:
-        def __init__(self, ms):
-            self.median_ms = ms
-
-    class M:
-        def __init__(self, ms):
-            self.timing = Timing(ms)
-
-    class Pred:                # a learned predictor that says 10 ms for everything
-        model, recalibration = object(), None
-
-        def predict(self, cfg, wl):
-            return type("P", (), {"latency_ms": 10.0})()
     measured = iter([12.0, 12.1, 40.0])                   # the third ran beside a busy job
-    rec, _ = recalibrate(Pred(), detect("cpu"), default_anchors([W1]),
-                         measure=lambda c, w: M(next(measured)))
+
+    def measure(cfg, wl):
+        s = next(measured) / 1e3
+        return Measurement(cfg, wl, 1, 1.0, 0.0, TimingResult(s, 0.0, s, s, s, s, 5, 0, True))
+    rec, records = recalibrate(_TenMs(), detect("cpu"), default_anchors([W1]), measure=measure)
     assert math.exp(rec.offsets[str(W1)]) == pytest.approx(1.21)
+    assert [r.latency_ms_median for r in records] == pytest.approx([12.0, 12.1, 40.0])
+
+
+def test_anchors_timed_beside_a_reference_split_shape_from_drift():
+    """Corrected to the reference's stored latency, the offsets are at the speed of profiling
+    and ``drift`` carries today's speed: here the "stored" latency is 1 s for a program that
+    runs in about a millisecond, so the machine reads as ~1000x faster than when profiled."""
+    anchors = [("bert-tiny", PRESETS["bert-tiny"], W1), ("bert-tiny", PRESETS["bert-tiny"], W2)]
+    ref = (PRESETS["bert-tiny"], W1)
+    rec, records = recalibrate(_TenMs(), detect("cpu"), anchors, reference=ref,
+                               reference_ms=1000.0, rounds=2, budget_s=0.2)
+    assert rec.profiled_speed and rec.reference == f"bert-tiny@{W1}"
+    assert 1e-5 < rec.drift < 1e-2
+    for a, r in zip(rec.anchors, records):
+        assert a["measured_ms"] == pytest.approx(r.latency_ms_median)
+        assert len(r.extra["rounds_ms"]) == 2 and r.extra["reference_anchor_ms"] == 1000.0
+        # corrected x drift is today's latency again (within the session's drift)
+        assert 0.5 < a["measured_ms"] * rec.drift / r.extra["uncorrected_ms"] < 2.0
+        wl = a["workload"]
+        assert rec.factor(wl) == pytest.approx(rec.shape_factor(wl) * rec.drift)
+    assert "speed when profiled" in rec.describe()
+    # the anchor's own latency this session instead of a stored one: no drift to estimate
+    rec2, _ = recalibrate(_TenMs(), detect("cpu"), anchors[:1], reference=ref, rounds=1,
+                          budget_s=0.1)
+    assert rec2.drift == 1.0 and not rec2.profiled_speed and rec2.reference
+    with pytest.raises(InputError, match="not both"):
+        recalibrate(_TenMs(), detect("cpu"), anchors, reference=ref, measure=lambda c, w: None)
 
 
 def test_stored_with_its_session_and_applied_only_while_fresh(anchored, tmp_path):
-    _, rec, ms = anchored
+    _, rec, records = anchored
     fp = detect("cpu")
     with Store(tmp_path / "s.db") as st:
         assert latest(st, fp.id) is None
-        run_id = save(st, rec, fp, ms)
+        run_id = save(st, rec, fp, records)
         got = latest(st, fp.id)
         assert got == rec
         assert len([r for r in st.latencies(fp.id) if r.tag == "anchor"]) == 2
@@ -92,6 +120,10 @@ def test_stored_with_its_session_and_applied_only_while_fresh(anchored, tmp_path
 def test_round_trip_and_bad_uses(anchored, real_model):
     pred, rec, _ = anchored
     assert Recalibration.from_dict(json.loads(json.dumps(rec.to_dict()))) == rec
+    # stored before anchors could be timed beside a reference: read as timed alone
+    old = {k: v for k, v in rec.to_dict().items()
+           if k not in ("reference", "drift", "profiled_speed")}
+    assert Recalibration.from_dict(old) == rec
     assert "anchors" in rec.describe()
     with pytest.raises(InputError, match="analytic"):
         recalibrate(Predictor("cpu", None), detect("cpu"), default_anchors([W1]))

@@ -80,7 +80,8 @@ def run(args):
         if name == "tpu":   # profiled on a TPU VM: the device kind names the generation
             from perfmodel.hardware import target_for_device_type
             name = args.target or target_for_device_type(fp.device_kind)
-        spec = spec_for(name)
+        # the CPU's spec is the one pinned in the store when it was profiled (else probed)
+        spec = None if name == "cpu" else spec_for(name)
         model = fit_from_store(store, fp.id, spec, seed=args.seed)
     out = model.save(args.out or default_model_dir(fp.id))
     print(json.dumps(model.summary, indent=2, default=float))

@@ -2,6 +2,7 @@
 
   hwdistill recalibrate                                   # anchors at 1,128 and 8,128
   hwdistill recalibrate --workload 1,128 --workload 16,96 --budget-s 3
+  hwdistill recalibrate --reference bert-mini@8,128          # anchors timed beside a reference
 
 A shared host drifts (tens of percent over minutes to days) and not alike for every workload.
 This times three small presets (bert-tiny, bert-mini, mobilebert-tiny) at each --workload,
@@ -10,6 +11,13 @@ its anchors' measured / predicted, and the median over all anchors for workloads
 `hwdistill predict` and `validate` apply the newest recalibration younger than their
 --recalibration-max-age-h (default 12 h); `validate` scores the predictions with and without it.
 Run it with the machine otherwise idle: the anchors are timings.
+
+Timed alone, each anchor is one timing, and on a shared host that timing's noise becomes the
+correction. With --reference (a program profiled in the store, e.g. the sweep's bert-mini@8,128)
+the anchors are timed in --rounds interleaved rounds run by run beside it and drift-corrected:
+the correction splits into per-workload factors at the speed of profiling and one machine-wide
+drift (the reference today over its stored latency), and `validate --reference` can then apply
+the per-workload part. Twice the timing work.
 """
 
 from __future__ import annotations
@@ -28,6 +36,11 @@ def add_parser(p):
     p.add_argument("--budget-s", type=float, default=2.0,
                    help="timing budget per anchor (default 2.0)")
     p.add_argument("--model", help="latency model artifact (default: this machine's)")
+    p.add_argument("--reference", default="none", metavar="ARCH@WORKLOAD",
+                   help="time the anchors beside this program, drift-corrected to its latency "
+                        "stored in --store (default 'none': anchors timed alone)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="interleaved rounds with --reference (default 3)")
 
 
 def run(args):
@@ -37,18 +50,27 @@ def run(args):
     from perfmodel.opcache import OpListCache
     from perfmodel.predict import Predictor
     from perfmodel.recalibrate import default_anchors, recalibrate, save
+    from perfmodel.validate import parse_program, stored_latency_ms
 
     if args.budget_s <= 0:
         raise InputError(f"--budget-s {args.budget_s}: must be positive, e.g. 2")
+    if args.rounds < 1:
+        raise InputError(f"--rounds {args.rounds}: must be at least 1, e.g. 3")
     fp = detect("cpu")
     model = LatencyModel.load(args.model or default_model_dir(fp.id), fingerprint_id=fp.id)
     workloads = [Workload.parse(w) for w in (args.workload or ["1,128", "8,128"])]
-    pred = Predictor("cpu", model, cache=OpListCache.default())
-    rec, ms = recalibrate(pred, fp, default_anchors(workloads), budget_s=args.budget_s,
-                          progress=print)
+    reference = None if args.reference == "none" else parse_program(args.reference)
     with Store(args.store) as store:
         store.check_fingerprint(fp)
-        run_id = save(store, rec, fp, ms)
+        ref_ms = stored_latency_ms(store.latencies(fp.id), *reference) if reference else None
+        if reference is not None and ref_ms is None:
+            print(f"note: {args.reference} is not profiled in {args.store}: anchors are "
+                  "corrected to its median this session (no machine-wide drift is estimated)")
+        pred = Predictor("cpu", model, cache=OpListCache.default())
+        rec, records = recalibrate(pred, fp, default_anchors(workloads), budget_s=args.budget_s,
+                                   reference=reference, reference_ms=ref_ms, rounds=args.rounds,
+                                   progress=print)
+        run_id = save(store, rec, fp, records)
     print_table([{**a, "measured/predicted": f"{a['measured_ms'] / a['predicted_ms']:.3f}"}
                  for a in rec.anchors])
     print(rec.describe())

@@ -13,6 +13,7 @@ Writes validation.json and a predicted-vs-measured PNG to --out.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -64,17 +65,27 @@ def run(args):
                 if tuple(sorted(c.to_dict().items())) not in seen][: args.archs]
         pairs = [(c, w) for c in cfgs for w in workloads]
         recal = latest_recalibration(args, args.store, fp.id)
-        if recal is not None and reference is not None:
+        if recal is not None and reference is not None and not recal.profiled_speed:
             # drift-corrected latencies are scaled to the machine's speed when it was profiled;
-            # a recalibration moves predictions to today's speed: the two do not mix
-            print("note: --reference scales measurements to the machine as profiled; the "
-                  "recalibration (today's machine) is not applied", file=sys.stderr)
+            # a recalibration from anchors timed alone moves predictions to today's speed
+            print("note: --reference scales measurements to the machine as profiled; this "
+                  "recalibration's anchors were timed alone (today's machine) and it is not "
+                  "applied. `hwdistill recalibrate --reference ...` makes one that is",
+                  file=sys.stderr)
             recal = None
-        pred = Predictor("cpu", model, recalibration=recal)
+        pred = Predictor("cpu", model)
         predictions = [pred.predict(c, w) for c, w in tqdm(pairs, desc="predicting")]
+        raw = [p.latency_ms for p in predictions]
+        # measured at the speed of profiling (with --reference): only the per-workload part
+        fac = ([] if recal is None else
+               [(recal.shape_factor(w) if reference is not None else recal.factor(w))
+                for _, w in pairs])
+        if recal is not None:
+            predictions = [dataclasses.replace(p, latency_ms=p.latency_ms * f,
+                                               interval_ms=tuple(v * f for v in p.interval_ms),
+                                               method="learned+recalibrated")
+                           for p, f in zip(predictions, fac)]
         preds = [p.latency_ms for p in predictions]
-        # the same predictions without the recalibration: scored beside, before vs after
-        raw = ([p / recal.factor(w) for p, (_, w) in zip(preds, pairs)] if recal else None)
         bar = tqdm(total=len(pairs) * (args.rounds + 1), desc="measuring")
         anchor = stored_latency_ms(stored, *reference) if reference else None
         meas = measure_interleaved(pairs, rounds=args.rounds, budget_s=args.budget_s,

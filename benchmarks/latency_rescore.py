@@ -1,0 +1,102 @@
+"""Re-score a committed held-out run with the latency model as it is now, on the same
+measurements: nothing is timed, so a modelling change can be judged on the programs and the
+day of an earlier `benchmarks/latency_predictor.py` run before the machine is spent on a new
+one. The scores say which run's measurements they use; a new goal run still needs the machine.
+
+    python benchmarks/latency_rescore.py benchmarks/results/latency_predictor.json \
+        [--op-scale log1p] [--cache build/oplists_rescore]
+
+Writes benchmarks/results/latency_rescore.json: overall and per workload (MAPE, within +-10%,
+Spearman) for the run's own predictions and for the current model, against the drift-corrected
+measurements, and the 90% interval coverage. CPU-bound (compiles the programs' op lists), not
+timed: it may run beside other work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import profile_store, write_result  # noqa: E402
+
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from distill import StudentConfig, Workload  # noqa: E402
+from measurements import Store, detect  # noqa: E402
+from perfmodel.latency_model import fit_from_store  # noqa: E402
+from perfmodel.op_scale import OP_SCALES  # noqa: E402
+from perfmodel.opcache import OpListCache  # noqa: E402
+from perfmodel.predict import Predictor  # noqa: E402
+from perfmodel.validate import score  # noqa: E402
+
+
+def _workload(text: str) -> Workload:
+    """'8x128 float32' (how results name a workload) -> Workload."""
+    shape, _, dtype = text.partition(" ")
+    b, s = shape.split("x")
+    return Workload.parse(f"{b},{s},{dtype or 'float32'}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("result", help="a latency_predictor.json with per_program measurements")
+    ap.add_argument("--store", help="profile store to fit from (default: this machine's)")
+    ap.add_argument("--op-scale", default="roofline", choices=OP_SCALES)
+    ap.add_argument("--cache", default="build/oplists_rescore",
+                    help="op-list disk cache for the compiles ('none': no cache)")
+    args = ap.parse_args(argv)
+    run = json.loads(Path(args.result).read_text())
+    rows = run["per_program"]
+    fp = detect("cpu")
+    store = args.store or str(profile_store(fp.id))
+    with Store(store, readonly=True) as st:
+        model = fit_from_store(st, fp.id, op_scale=args.op_scale)
+    print(f"model: {model.summary['programs']} programs, op scale {model.op_scale}, spec "
+          f"{model.summary['spec_source']}; CV e2e MAPE {model.summary['cv_e2e_mape']:.3f}")
+    cache = None if args.cache == "none" else OpListCache(args.cache)
+    pred = Predictor("cpu", model, cache=cache)
+    pairs = [(StudentConfig.from_dict(r["arch"]), _workload(r["workload"])) for r in rows]
+    preds = [pred.predict(c, w) for c, w in tqdm(pairs, desc="predict")]
+    now = np.array([p.latency_ms for p in preds])
+    lo = np.array([p.interval_ms[0] for p in preds])
+    hi = np.array([p.interval_ms[1] for p in preds])
+    then = np.array([r["learned_op_model"] for r in rows])
+    y = np.array([r["measured_ms"] for r in rows])
+    wl = np.array([r["workload"] for r in rows])
+    preset = np.array([r["preset"] is not None for r in rows])
+    out = {"overall": {"then": score(then, y), "now": score(now, y)}, "by_workload": {},
+           "presets": {"then": score(then[preset], y[preset]),
+                       "now": score(now[preset], y[preset])},
+           "sampled": {"then": score(then[~preset], y[~preset]),
+                       "now": score(now[~preset], y[~preset])}}
+    for w in dict.fromkeys(wl):
+        m = wl == w
+        out["by_workload"][w] = {"then": score(then[m], y[m]), "now": score(now[m], y[m])}
+    inside = (y >= lo) & (y <= hi)
+    out["interval_90_coverage_now"] = float(inside.mean()) if np.isfinite(lo).all() else None
+    result = {"command": "python benchmarks/latency_rescore.py " + " ".join(sys.argv[1:]),
+              "measurements_of": {"result": args.result, "command": run.get("command"),
+                                  "date": run.get("machine", {}).get("date")},
+              "programs": len(rows), "model": {k: model.summary[k] for k in (
+                  "programs", "op_scale", "spec_source", "cv_e2e_mape", "cv_e2e_within_10pct")},
+              "scores": out,
+              "per_program": [{"workload": r["workload"], "preset": r["preset"],
+                               "measured_ms": r["measured_ms"], "then_ms": r["learned_op_model"],
+                               "now_ms": float(n)} for r, n in zip(rows, now)]}
+    path = write_result("latency_rescore", result)
+    for k in ("overall", "presets", "sampled"):
+        t, n = out[k]["then"], out[k]["now"]
+        print(f"{k:10s} then MAPE {t['mape']:.3f} ±10% {t['within_10pct']:.2f} | now MAPE "
+              f"{n['mape']:.3f} ±10% {n['within_10pct']:.2f} Spearman {n['spearman']:.4f}")
+    for w, v in out["by_workload"].items():
+        print(f"  {w:16s} then MAPE {v['then']['mape']:.3f} | now {v['now']['mape']:.3f}  ±10% "
+              f"{v['then']['within_10pct']:.2f} -> {v['now']['within_10pct']:.2f}")
+    print(f"90% interval coverage now: {out['interval_90_coverage_now']}; wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
