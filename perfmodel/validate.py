@@ -128,6 +128,8 @@ def measure_interleaved(pairs: Sequence[tuple[StudentConfig, Workload]], *, roun
     the reference's median over this session is the anchor."""
     import time
 
+    if not pairs:
+        raise InputError("nothing to measure: no (architecture, workload) pairs given")
     compiled, comp_s, flops, nbytes = [], [], [], []
     args = shared_args(pairs)
     for cfg, wl in pairs:

@@ -279,3 +279,10 @@ def test_op_model_learns_each_programs_untraced_share_by_default(real_store):
     with pytest.raises(ModelError, match="op_target"):
         with Store(path, readonly=True) as st:
             fit_from_store(st, fp_id, spec_for("cpu"), op_target="wall")
+
+
+def test_an_empty_validation_is_refused_not_crashed():
+    from measurements.errors import InputError
+    from perfmodel.validate import measure_interleaved
+    with pytest.raises(InputError, match="nothing to measure"):
+        measure_interleaved([], reference=None)

@@ -50,7 +50,9 @@ def run(args):
     from distill import Workload
     from measurements import LatencyRecord, Store, detect
     from perfmodel.latency_model import LatencyModel
+    from measurements.errors import InputError
     from perfmodel.predict import Predictor
+    from perfmodel.sweep import PROFILE_TAG
     from perfmodel.validate import (measure_interleaved, parse_program,
                                     plot_predicted_vs_measured, score, stored_latency_ms)
 
@@ -60,9 +62,15 @@ def run(args):
     reference = None if args.reference == "none" else parse_program(args.reference)
     with Store(args.store) as store:
         stored = store.latencies(fp.id)
-        seen = {tuple(sorted(r.arch.items())) for r in stored}
+        # held out from training: the profiled set (not earlier validations or anchors, so the
+        # same --seed validates the same architectures again)
+        seen = {tuple(sorted(r.arch.items())) for r in stored if r.tag == PROFILE_TAG}
         cfgs = [c for c in load_space(args.space).sample_configs(args.archs * 2, args.seed)
                 if tuple(sorted(c.to_dict().items())) not in seen][: args.archs]
+        if not cfgs:
+            raise InputError(f"every architecture sampled with --seed {args.seed} is in the "
+                             f"profiled set of {args.store}; pass another --seed or more "
+                             "--archs")
         pairs = [(c, w) for c in cfgs for w in workloads]
         recal = latest_recalibration(args, args.store, fp.id)
         if recal is not None and reference is not None and not recal.profiled_speed:
