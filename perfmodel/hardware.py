@@ -4,13 +4,14 @@ TPU figures are per chip, from Google's Cloud TPU documentation. On TPU, f32 mat
 bf16 MXU passes at JAX's default precision, so the bf16 peak is used for both dtypes.
 The host CPU has no datasheet here: :func:`probe_cpu` measures a matmul and a streaming add.
 
-A probe reads the host as it is at that moment, and the op model's roofline features are
-computed with the spec: two fits of one store with two probes are two different models (issue
-15's goal run, fitted twice from the same store: mobilebert-tiny@16x96 predicted 360.7 and
-386.4 ms; an op-model experiment refitted in three processes moved one workload's held-out
-bias from +0.12 to -0.33). So a store keeps the spec its machine was first probed with
-(:func:`pin_cpu_spec`, done when profiling starts) and every fit of that machine's programs
-uses it (:func:`pinned_cpu_spec`).
+A probe reads the host as it is at that moment (this host's two committed models carry 94.5
+and 143.7 GFLOP/s, 3.3 and 6.0 GB/s), and the op model's roofline features are computed with
+the spec, so two fits of one store with two probes are two different models: two runs of issue
+15's goal benchmark, each fitting with its own probe, predicted mobilebert-tiny@16x96 at 360.7
+and 386.4 ms; refitting a plain-ratio op scale in three processes moved one held-out
+workload's bias from +0.12 to -0.33. So a store keeps the spec its machine was first probed
+with (:func:`pin_cpu_spec`, done when profiling starts) and every fit of that machine's
+programs uses it (:func:`pinned_cpu_spec`).
 """
 
 from __future__ import annotations
