@@ -43,10 +43,11 @@ def main(argv=None):
     res = json.loads(Path(args.result).read_text())
     fp_id = res["machine"]["fingerprint"]
     with Store(args.store or profile_store(fp_id), readonly=True) as st:
-        # the op target the run's model was fitted with (results before it was recorded:
-        # traced op times)
+        # the op target and scale the run's model was fitted with (results before they were
+        # recorded: traced op times, log1p)
         model = fit_from_store(st, fp_id, HardwareSpec(**res["cpu_spec"]),
-                               op_target=res["train"].get("op_target", "traced"))
+                               op_target=res["train"].get("op_target", "traced"),
+                               op_scale=res["train"].get("op_scale", "log1p"))
     table = model.summary["interval"]
     progs = res["per_program"]
     pred = np.array([p["learned_op_model"] for p in progs])

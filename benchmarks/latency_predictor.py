@@ -193,6 +193,8 @@ def main():
         "command": "python benchmarks/latency_predictor.py " + " ".join(sys.argv[1:]),
         "train": {"programs": model.summary["programs"], "ops": model.summary["ops"],
                   "op_target": model.summary["op_target"],
+                  "op_scale": model.summary["op_scale"],
+                  "spec_source": model.summary["spec_source"],
                   "cv": {k: model.summary[k] for k in ("cv_op_median_ape", "cv_e2e_mape",
                                                        "cv_e2e_within_10pct")},
                   "composition": model.summary["composition"]},
