@@ -106,6 +106,20 @@ def test_zero_cost_proxy_is_finite_deterministic_and_timed(ctx, name):
         assert 0 <= a.value <= 1
 
 
+def test_grad_norm_and_snip_asked_together_share_one_gradient(ctx):
+    # the same loss on the same batches: one gradient gives both, each with half its cost
+    alone = {n: get_proxy(n)(STUDENT, ctx, seed=2) for n in ("grad_norm", "snip")}
+    got = compute_proxies(STUDENT, ctx, ["snip", "params", "grad_norm"], seed=2)
+    assert [r.name for r in got] == ["snip", "params", "grad_norm"]
+    by = {r.name: r for r in got}
+    for n in ("grad_norm", "snip"):
+        assert by[n].value == pytest.approx(alone[n].value, rel=1e-5) and by[n].seed == 2
+    assert by["grad_norm"].cost_s == by["snip"].cost_s > 0
+    seen = []
+    compute_proxies(STUDENT, ctx, ["grad_norm", "snip"], seed=2, on_result=seen.append)
+    assert [r.name for r in seen] == ["grad_norm", "snip"]        # each reported once
+
+
 def test_teacher_init_changes_the_student(ctx):
     names = ("snip", "synflow", "cka")
     rnd = {r.name: r.value for r in compute_proxies(STUDENT, ctx, names, init="random")}

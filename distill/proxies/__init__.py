@@ -100,20 +100,30 @@ def compute_proxies(config, ctx: ProxyContext, names: str | Iterable[str] = ZERO
     operation of the initialisation once per process and shape (~60 small programs, 1-4 s),
     which would otherwise be charged to whichever proxy runs first (measured: grad_norm 7.4 s
     first, 2.8 s after the others). Each proxy still pays its own student's init and the
-    compilation of its own program."""
+    compilation of its own program. ``grad_norm`` and ``snip`` asked together are computed
+    from one gradient (:func:`~distill.proxies.zero_cost.grad_norm_and_snip`, half the joint
+    cost each), at the place of the first of them."""
     if init not in INITS:
         raise InputError(f"unknown init {init!r}; expected one of {', '.join(INITS)}")
     names = parse_names(names)
     fns = [get_proxy(n) for n in names]
     if any(n not in ("params", "flops") for n in names):
         build_student(config, ctx, init, seed)
+    joint = {"grad_norm", "snip"} <= set(names)
+    done: dict[str, ProxyResult] = {}
     out = []
     for name, fn in zip(names, fns):
-        # a zero-cost proxy is one unit of work (a timing elsewhere waits for it); a flash
-        # proxy is many: its distillation steps and embedding batches lock one by one
-        with contextlib.nullcontext() if name.startswith("flash") else hostlock.work():
-            r = fn(config, ctx, init=init, seed=seed)
-        out.append(r)
+        if name not in done:
+            # a zero-cost proxy is one unit of work (a timing elsewhere waits for it); a
+            # flash proxy is many: its distillation steps and embedding batches lock one by one
+            with contextlib.nullcontext() if name.startswith("flash") else hostlock.work():
+                if joint and name in ("grad_norm", "snip"):
+                    from .zero_cost import grad_norm_and_snip
+                    done.update((r.name, r) for r in grad_norm_and_snip(config, ctx,
+                                                                        init=init, seed=seed))
+                else:
+                    done[name] = fn(config, ctx, init=init, seed=seed)
+        out.append(done[name])
         if on_result is not None:
-            on_result(r)
+            on_result(done[name])
     return out

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # the types only; importing this module loads no ML library
     from ..tokenizer import TextEncoder
     from ..train import DistillConfig
 
-__all__ = ["ProxyResult", "ProxyContext", "make_context", "build_student", "INITS", "timed"]
+__all__ = ["ProxyResult", "ProxyContext", "make_context", "build_student", "INITS", "timed", "result"]
 
 INITS = ("random", "teacher", "derived")
 
@@ -140,7 +140,13 @@ def timed(name: str, seed: int, compute: Callable[[], float], *,
     """Run ``compute`` (which builds the student itself), time it, check the value."""
     t0 = time.perf_counter()
     value = float(compute())
-    cost = time.perf_counter() - t0
+    return result(name, value, time.perf_counter() - t0, seed, higher_is_better)
+
+
+def result(name: str, value: float, cost_s: float, seed: int,
+           higher_is_better: bool = True) -> ProxyResult:
+    """A proxy's result, its value checked."""
+    value = float(value)
     if not math.isfinite(value):
         raise StateError(f"proxy {name} gave a non-finite value ({value}) for seed {seed}")
-    return ProxyResult(name, value, cost, seed, higher_is_better)
+    return ProxyResult(name, value, cost_s, seed, higher_is_better)
