@@ -17,8 +17,9 @@ raw-anchor recalibration made the predictor worse (MAPE 0.126 vs 0.084). With a 
 program the anchors are timed run by run beside it (:func:`perfmodel.validate.measure_interleaved`)
 and corrected to the reference's stored latency, so a recalibration splits into two factors:
 ``shape`` offsets per workload at the machine speed of profiling (what the model gets wrong about
-a workload, and how that workload drifts *unlike* the reference) and one ``drift``, today's speed
-over the speed of profiling (the reference's median this session over its stored latency).
+a workload, and how that workload drifts *unlike* the reference) and one ``drift``, the
+reference's median latency this session over its stored one (1.1: everything runs 10% slower
+than when profiled).
 :meth:`Recalibration.factor` applies both (a prediction for the machine as it is now);
 :meth:`Recalibration.shape_factor` only the first (a prediction at the speed of profiling, which
 is what a drift-corrected validation measures).
@@ -59,8 +60,9 @@ class Recalibration:
     offsets: dict[str, float]           # workload -> median log(measured / predicted)
     pooled: float                       # median over every anchor: for other workloads
     anchors: tuple[dict, ...]           # {arch, workload, predicted_ms, measured_ms}
-    # with a reference: the offsets are at the machine speed of profiling and ``drift`` is
-    # today's speed over it; without one the raw offsets carry both and drift is 1
+    # with a reference: the offsets are at the machine speed of profiling and ``drift`` is the
+    # reference's latency today over its stored one; timed alone, the raw offsets carry both
+    # and drift is 1
     reference: str = ""                 # "bert-mini@8x128 float32", "" if timed alone
     drift: float = 1.0
     profiled_speed: bool = False        # offsets relative to the reference's *stored* latency
@@ -94,7 +96,7 @@ class Recalibration:
 
     def describe(self) -> str:
         parts = ", ".join(f"{w} x{math.exp(v):.3f}" for w, v in sorted(self.offsets.items()))
-        ref = (f"; timed beside {self.reference}, machine x{self.drift:.3f} of its speed when "
+        ref = (f"; timed beside {self.reference}, latencies x{self.drift:.3f} vs the speed when "
                "profiled" if self.profiled_speed else
                f"; timed beside {self.reference}" if self.reference else "")
         return (f"recalibrated {time.strftime('%Y-%m-%d %H:%M', time.localtime(self.at))} "
