@@ -223,11 +223,6 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec | None 
     prog_ids, hops, y = ts.programs, ts.ops, ts.y
     roof = {p: roofline_us(hops[p], spec) for p in prog_ids}
     target = {p: to_target(np.expm1(y[p]), roof[p], op_scale) for p in prog_ids}
-
-    def stack(programs):
-        programs = list(programs)
-        return (np.vstack([ts.X[p] for p in programs]),
-                np.concatenate([target[p] for p in programs]))
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(prog_ids))
     oof_sum = np.zeros(len(prog_ids))
@@ -235,7 +230,7 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec | None 
     for k in range(n_folds):  # grouped by program: no program's ops are in its own training set
         test = order[k::n_folds]
         train = np.setdiff1d(order, test)
-        m = _fit_booster(*stack(prog_ids[i] for i in train), seed)
+        m = _fit_booster(*ts.stack((prog_ids[i] for i in train), target), seed)
         for i in test:
             p = prog_ids[i]
             pred = from_target(m.predict(ts.X[p]), roof[p], op_scale)
@@ -252,7 +247,7 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec | None 
     else:   # three coefficients from fewer programs would fit them exactly, and mean nothing
         coef = np.array([0.0, 1.0, 0.0])
     comp_pred = A @ coef
-    booster = _fit_booster(*stack(prog_ids), seed)
+    booster = _fit_booster(*ts.stack(prog_ids, target), seed)
     op_err = np.concatenate(op_err)
     kinds = Counter(op_kind(o) for p in prog_ids for o in hops[p])
     moved = [o.bytes_accessed for p in prog_ids for o in hops[p] if o.bytes_accessed > 0]

@@ -147,7 +147,8 @@ def recalibrate(predictor, fingerprint: HardwareFingerprint,
     else:
         measured, records, drift = _time_beside(anchors, fingerprint, reference, reference_ms,
                                                 rounds, budget_s)
-        ref_name = f"{_name(reference[0])}@{reference[1]}"
+        from .sweep import arch_name
+        ref_name = f"{arch_name(reference[0])}@{reference[1]}"
     rows = [{"arch": name, "workload": str(wl), "predicted_ms": p, "measured_ms": m}
             for (name, _, wl), p, m in zip(anchors, predicted, measured)]
     if progress:
@@ -162,10 +163,6 @@ def recalibrate(predictor, fingerprint: HardwareFingerprint,
     rec = Recalibration(fingerprint.id, time.time(), offsets, pooled, tuple(rows), ref_name,
                         drift, reference is not None and reference_ms is not None)
     return rec, records
-
-
-def _name(cfg: StudentConfig) -> str:
-    return next((n for n, c in PRESETS.items() if c == cfg), "custom architecture")
 
 
 def _time_alone(anchors, fingerprint, measure, budget_s):

@@ -31,7 +31,7 @@ from .hardware import pin_cpu_spec
 from .profile import profile_compiled
 from .program import compile_local, concrete_args
 
-__all__ = ["profile_pairs", "PROFILE_TAG", "pair_key"]
+__all__ = ["profile_pairs", "PROFILE_TAG", "pair_key", "arch_name"]
 
 PROFILE_TAG = "profile"
 
@@ -129,7 +129,7 @@ class _Reference:
 
     def __init__(self, program: tuple[StudentConfig, Workload]):
         self.cfg, self.wl = program
-        self.name = f"{_describe(self.cfg)}@{self.wl.batch_size}x{self.wl.seq_len}"
+        self.name = f"{arch_name(self.cfg)}@{self.wl.batch_size}x{self.wl.seq_len}"
         self._exe = self._args = self._anchor = None
 
     def anchor_ms(self, store: Store, fp: HardwareFingerprint) -> float:
@@ -160,6 +160,7 @@ class _Reference:
                    "reference": self.name, "reference_ms": now, "reference_anchor_ms": anchor})
 
 
-def _describe(cfg: StudentConfig) -> str:
+def arch_name(cfg: StudentConfig) -> str:
+    """A preset's name, else a short description of the architecture."""
     return next((n for n, c in PRESETS.items() if c == cfg),
                 f"{cfg.num_layers}L/H{cfg.hidden_size}/F{cfg.ffn_size}")

@@ -58,11 +58,13 @@ class TrainingSet:
         """1.0 unless the profile was drift-corrected."""
         return {p: _drift(r) for p, r in self.record.items()}
 
-    def stack(self, programs) -> tuple[np.ndarray, np.ndarray]:
-        """Features and targets of ``programs``, rows concatenated."""
+    def stack(self, programs, targets: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Features and targets of ``programs``, rows concatenated (``targets``: per-program
+        targets other than :attr:`y`, e.g. on another op scale)."""
         programs = list(programs)
+        y = self.y if targets is None else targets
         return (np.vstack([self.X[p] for p in programs]),
-                np.concatenate([self.y[p] for p in programs]))
+                np.concatenate([y[p] for p in programs]))
 
 
 def _drift(rec: LatencyRecord) -> float:
