@@ -84,15 +84,14 @@ def run(args):
         pred = Predictor("cpu", model)
         predictions = [pred.predict(c, w) for c, w in tqdm(pairs, desc="predicting")]
         raw = [p.latency_ms for p in predictions]
-        # measured at the speed of profiling (with --reference): only the per-workload part
-        fac = ([] if recal is None else
-               [(recal.shape_factor(w) if reference is not None else recal.factor(w))
-                for _, w in pairs])
         if recal is not None:
-            predictions = [dataclasses.replace(p, latency_ms=p.latency_ms * f,
-                                               interval_ms=tuple(v * f for v in p.interval_ms),
+            # measured at the speed of profiling (with --reference): the per-workload part only
+            factor = recal.shape_factor if reference is not None else recal.factor
+            predictions = [dataclasses.replace(p, latency_ms=p.latency_ms * factor(w),
+                                               interval_ms=tuple(v * factor(w)
+                                                                 for v in p.interval_ms),
                                                method="learned+recalibrated")
-                           for p, f in zip(predictions, fac)]
+                           for p, (_, w) in zip(predictions, pairs)]
         preds = [p.latency_ms for p in predictions]
         bar = tqdm(total=len(pairs) * (args.rounds + 1), desc="measuring")
         anchor = stored_latency_ms(stored, *reference) if reference else None
