@@ -25,8 +25,14 @@ scored by nested leave-one-out). The budgeted one, fitted on every student, is s
 is its proxies'; the students it learned from (a full distillation each) are paid once per
 teacher, task and space. Results JSON and PNG in benchmarks/results/.
 
+A proxy made cheaper (or fixed) after students finished is measured again with ``--repass
+NAMES``: a supplementary run of the study recomputes it for every finished student (resumable,
+no distillation repeated), and the analysis takes each student's newest measurement of each
+proxy (results JSON ``repasses``: which runs contributed, for how many students).
+
   nohup python benchmarks/proxy_study.py > proxy_study.log 2>&1 &
   python benchmarks/proxy_study.py --analyze
+  python benchmarks/proxy_study.py --repass zero-cost
 """
 
 from __future__ import annotations
@@ -73,6 +79,11 @@ def parse_args(argv=None):
     p.add_argument("--no-latency", action="store_true",
                    help="skip predicted latency (bands by parameters instead)")
     p.add_argument("--analyze", action="store_true", help="only analyse what is stored")
+    p.add_argument("--repass", metavar="NAMES",
+                   help="recompute these proxies (comma list, or 'zero-cost') for every "
+                        "finished student, into a supplementary run of this study (a finished "
+                        "trial is never rewritten); the analysis uses each student's newest "
+                        "measurement of a proxy. E.g. after a proxy got cheaper")
     return p.parse_args(argv)
 
 
@@ -104,33 +115,22 @@ def run_id_of(args) -> str:
 
 
 def study(args) -> None:
-    from distill import count_params, default_teacher_dir, load_encoder, load_tokenizer
-    from distill.corpus import distillation_texts, task_split
+    from distill import count_params, default_teacher_dir, load_tokenizer
+    from distill.corpus import task_split
     from distill.evaluate import probe_accuracy, stsb_spearman
-    from distill.proxies import compute_proxies, make_context
-    from distill.proxies.flash import stsb_proxy_pairs
+    from distill.proxies import compute_proxies
     from distill.train import RECOMMENDED_LR, DistillConfig, Distiller
     from measurements import Store, Trial
-    from search.space import DEFAULT_SPACE, SearchSpace
 
-    space = SearchSpace.from_toml(args.space) if args.space else DEFAULT_SPACE
-    cands = candidates(space, args.archs, args.derived, args.seed)
-    tdir = Path(args.teacher) if args.teacher else default_teacher_dir()
-    teacher = load_encoder(tdir)
-    tok = load_tokenizer(tdir, max_len=64)
-    eval_tok = load_tokenizer(tdir, max_len=128)
-    texts = distillation_texts(args.data_dir)
+    cands, teacher, tok, texts, ctx = _setup(args)
+    eval_tok = load_tokenizer(Path(args.teacher) if args.teacher else default_teacher_dir(),
+                              max_len=128)
     dev = task_split("stsb", "dev", args.data_dir)[:args.dev_pairs]
     sst_train = task_split("sst2", "train", args.data_dir)[:args.sst2_train]
     sst_dev = task_split("sst2", "dev", args.data_dir)
-    # proxies never see the split the full students are scored on: flash_K and stsb_init are
-    # scored on 1500 STS-B *train* pairs spread over the split, the full score on dev
-    ctx = make_context(teacher, tok, texts, seed=args.seed,
-                       stsb_pairs=stsb_proxy_pairs(args.data_dir))
     flash = [f"flash_{int(k)}" for k in args.flash.split(",") if k.strip()]
     predictor = None if args.no_latency else _predictor(args.store)
     run_id = run_id_of(args)
-    init_of = {"scratch": "random", "derived": "derived"}
     with Store(args.store) as store:
         store.start_run("proxy_study", args=vars(args), run_id=run_id)
         store.put_trials([Trial(run_id=run_id, index=i, x=c.to_dict(), source="study",
@@ -140,19 +140,16 @@ def study(args) -> None:
                 continue
             cand = cands[t.index]
             cfg = cand.config.replace(vocab_size=teacher.config.vocab_size)
-            init = init_of[cand.init]
+            init = INIT_OF[cand.init]
             got = dict(t.provenance.get("proxies", {}))
             print(f"[{t.index + 1}/{len(cands)}] {cand.describe()}", flush=True)
             store.update_trial(run_id, t.index, status="running",
                                provenance={"candidate": cand.describe()})
             todo = [n for n in (*ZERO_COST, *flash) if n not in got]
 
-            def record(r, index=t.index):     # each proxy stored as it finishes, then reported
-                got[r.name] = r.to_dict()
-                store.update_trial(run_id, index, status="running", provenance={"proxies": got})
-                print(f"    {r.name:10s} {r.value:12.5g}  ({r.cost_s:.1f} s)", flush=True)
             if todo:                          # (none: resumed after every proxy was stored)
-                compute_proxies(cfg, ctx, todo, init=init, seed=args.seed, on_result=record)
+                compute_proxies(cfg, ctx, todo, init=init, seed=args.seed,
+                                on_result=_recorder(store, run_id, t.index, got))
             dcfg = DistillConfig(steps=args.steps, init=init, lr=RECOMMENDED_LR[init],
                                  seed=args.seed, ckpt_every=100)
             d = Distiller(cfg, teacher, tok, dcfg, calibration_texts=texts)
@@ -178,6 +175,105 @@ def study(args) -> None:
                   f"min", flush=True)
             analyze(args, quiet=True)
         store.finish_run(run_id)
+
+
+INIT_OF = {"scratch": "random", "derived": "derived"}
+
+
+def _setup(args):
+    """The students, the teacher, its tokenizer, the distillation texts and the proxy context."""
+    from distill import default_teacher_dir, load_encoder, load_tokenizer
+    from distill.corpus import distillation_texts
+    from distill.proxies import make_context
+    from distill.proxies.flash import stsb_proxy_pairs
+    from search.space import DEFAULT_SPACE, SearchSpace
+
+    space = SearchSpace.from_toml(args.space) if args.space else DEFAULT_SPACE
+    cands = candidates(space, args.archs, args.derived, args.seed)
+    tdir = Path(args.teacher) if args.teacher else default_teacher_dir()
+    teacher = load_encoder(tdir)
+    tok = load_tokenizer(tdir, max_len=64)
+    texts = distillation_texts(args.data_dir)
+    # proxies never see the split the full students are scored on: flash_K and stsb_init are
+    # scored on 1500 STS-B *train* pairs spread over the split, the full score on dev
+    ctx = make_context(teacher, tok, texts, seed=args.seed,
+                       stsb_pairs=stsb_proxy_pairs(args.data_dir))
+    return cands, teacher, tok, texts, ctx
+
+
+def _recorder(store, run_id: str, index: int, got: dict):
+    """Store each proxy of trial ``index`` as it finishes (into ``got`` too), then report it."""
+    def record(r):
+        got[r.name] = r.to_dict()
+        store.update_trial(run_id, index, status="running", provenance={"proxies": got})
+        print(f"    {r.name:10s} {r.value:12.5g}  ({r.cost_s:.1f} s)", flush=True)
+    return record
+
+
+def repass_names(spec: str) -> list[str]:
+    from distill.proxies import parse_names
+    return list(ZERO_COST) if spec.strip() == "zero-cost" else parse_names(spec)
+
+
+def repass_id(args, names) -> str:
+    return (f"{run_id_of(args)}-repass-"
+            f"{hashlib.sha1(','.join(names).encode()).hexdigest()[:6]}")
+
+
+def repass(args) -> None:
+    """Recompute ``args.repass`` for every finished student of the study, as the trials of a
+    supplementary run (resumable like the study; the full distillations are not repeated)."""
+    from distill.proxies import compute_proxies
+    from measurements import Store, Trial
+
+    names = repass_names(args.repass)
+    run_id, rid = run_id_of(args), repass_id(args, names)
+    cands, teacher, _, _, ctx = _setup(args)
+    with Store(args.store) as store:
+        done = [t for t in store.trials(run_id) if t.status == "done"]
+        store.start_run("proxy_study_repass", args={**vars(args), "of": run_id,
+                                                    "names": names}, run_id=rid)
+        store.put_trials([Trial(run_id=rid, index=t.index, x=t.x, source="repass", round=0)
+                          for t in done])
+        for t in store.trials(rid):
+            if t.status in ("done", "failed"):
+                continue
+            cand = cands[t.index]
+            cfg = cand.config.replace(vocab_size=teacher.config.vocab_size)
+            got = dict(t.provenance.get("proxies", {}))
+            if len({"grad_norm", "snip"} & set(names)) == 2 and len(
+                    {"grad_norm", "snip"} & set(got)) == 1:
+                got.pop("grad_norm", None)    # killed between the two halves of one gradient:
+                got.pop("snip", None)         # compute both again, so each costs half of one
+            print(f"[repass {t.index + 1}/{len(cands)}] {cand.describe()}", flush=True)
+            todo = [n for n in names if n not in got]
+            if todo:
+                compute_proxies(cfg, ctx, todo, init=INIT_OF[cand.init], seed=args.seed,
+                                on_result=_recorder(store, rid, t.index, got))
+            store.update_trial(rid, t.index, status="done",
+                               values={n: r["value"] for n, r in got.items()},
+                               provenance={"proxies": got})
+        store.finish_run(rid)
+
+
+def with_repasses(store, run_id: str, records: list[dict]) -> list[dict]:
+    """``records`` with each proxy taken from the newest supplementary run that recomputed it
+    for that student (runs oldest first, so a later one wins); each record's ``repassed``
+    lists the run ids that contributed."""
+    by_index = {r["index"]: r for r in records}
+    for run in store.runs():
+        if not run["id"].startswith(f"{run_id}-repass-"):
+            continue
+        for t in store.trials(run["id"], status="done"):
+            r = by_index.get(t.index)
+            if r is None:
+                continue
+            r["provenance"] = {**r["provenance"],
+                               "proxies": {**r["provenance"]["proxies"],
+                                           **t.provenance["proxies"]}}
+            r["values"] = {**r["values"], **t.values}
+            r["repassed"] = [*r.get("repassed", []), run["id"]]
+    return records
 
 
 @functools.lru_cache(maxsize=None)
@@ -229,12 +325,13 @@ def analyze(args, quiet: bool = False) -> dict | None:
     run_id = run_id_of(args)
     with Store(args.store) as store:
         done = [t for t in store.trials(run_id) if t.status == "done"]
-    if len(done) < 3:
-        if not quiet:
-            print(f"{len(done)} students finished; the analysis needs 3")
-        return None
-    records = [{"x": t.x, "index": t.index, "values": t.values,
-                "provenance": t.provenance} for t in done]
+        if len(done) < 3:
+            if not quiet:
+                print(f"{len(done)} students finished; the analysis needs 3")
+            return None
+        records = with_repasses(store, run_id, [
+            {"x": t.x, "index": t.index, "values": t.values, "provenance": t.provenance}
+            for t in done])
     y = np.array([r["values"]["stsb"] for r in records])
     if args.no_latency:
         lat_key = "params_m"
@@ -294,6 +391,8 @@ def analyze(args, quiet: bool = False) -> dict | None:
     params = np.array([r["values"]["params_m"] for r in records])
     out = {"command": "python benchmarks/proxy_study.py " + " ".join(sys.argv[1:]),
            "run_id": run_id, "students": len(records),
+           "repasses": {rid: sum(rid in r.get("repassed", ()) for r in records)
+                        for rid in sorted({x for r in records for x in r.get("repassed", ())})},
            "settings": {k: getattr(args, k) for k in ("archs", "derived", "seed", "steps",
                                                       "flash", "sst2_train", "dev_pairs")},
            "span": {"params_ratio": float(params.max() / params.min()),
@@ -375,7 +474,9 @@ def _plot(records, names, y, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    if not args.analyze:
+    if args.repass:
+        repass(args)
+    elif not args.analyze:
         study(args)
     analyze(args)
 

@@ -1,6 +1,7 @@
 """benchmarks/proxy_study.py on 3 tiny students with a few steps, on the real teacher and the
 fixture data: SIGKILLed in the middle of the first student's proxies, resumed without
-recomputing those already reported; a further run reuses every stored result."""
+recomputing those already reported; a further run reuses every stored result; a repass
+recomputes two proxies for every student into a supplementary run the analysis prefers."""
 
 import json
 import signal
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from measurements import Store
 
 ROOT = Path(__file__).parents[1]
 FIX = Path(__file__).parent / "fixtures"
@@ -47,3 +50,27 @@ def test_proxy_study_tiny_then_resumed(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "full: STS-B" not in again.stdout and "[1/3]" not in again.stdout
     assert (tmp_path / "results" / "proxy_study.png").stat().st_size > 10_000
+
+    # a repass: grad_norm and snip again (from one gradient) for the 3 finished students,
+    # stored as a run of its own; the analysis takes them, the distillations are not repeated
+    rp = subprocess.run(args + ["--repass", "grad_norm,snip"], capture_output=True, text=True,
+                        timeout=600, cwd=tmp_path)
+    assert rp.returncode == 0, rp.stderr[-3000:]
+    assert rp.stdout.count("[repass ") == 3 and "full: STS-B" not in rp.stdout
+    assert "synflow" not in rp.stdout.split("students;")[0]
+    after = json.loads((tmp_path / "results" / "proxy_study.json").read_text())
+    (rid, n), = after["repasses"].items()
+    assert n == 3 and rid.startswith(after["run_id"] + "-repass-")
+    for name in ("grad_norm", "snip"):                # same values (same seed, same batches)
+        assert after["proxies"][name]["spearman"] == pytest.approx(
+            out["proxies"][name]["spearman"], nan_ok=True)
+    with Store(tmp_path / "study.db") as store:
+        first = {t.index: t.provenance["proxies"] for t in store.trials(after["run_id"])}
+        for t in store.trials(rid):
+            assert t.status == "done" and set(t.provenance["proxies"]) == {"grad_norm", "snip"}
+            g, s = t.provenance["proxies"]["grad_norm"], t.provenance["proxies"]["snip"]
+            assert g["cost_s"] == s["cost_s"]         # half of one joint gradient each
+            assert g["value"] == pytest.approx(first[t.index]["grad_norm"]["value"], rel=1e-4)
+    again = subprocess.run(args + ["--repass", "grad_norm,snip"], capture_output=True,
+                           text=True, timeout=600, cwd=tmp_path)
+    assert again.returncode == 0 and "[repass " not in again.stdout
