@@ -330,7 +330,8 @@ def analyze(args, quiet: bool = False) -> dict | None:
                 print(f"{len(done)} students finished; the analysis needs 3")
             return None
         records = with_repasses(store, run_id, [
-            {"x": t.x, "index": t.index, "values": t.values, "provenance": t.provenance}
+            {"x": t.x, "index": t.index, "values": t.values, "provenance": t.provenance,
+             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t.updated_at))}
             for t in done])
     y = np.array([r["values"]["stsb"] for r in records])
     if args.no_latency:
@@ -405,8 +406,15 @@ def analyze(args, quiet: bool = False) -> dict | None:
                     "spearman>=0.9": bool(best and table[best]["spearman"] >= 0.9),
                     "within_band>=0.7": bool(best and table[best]["spearman_within_band_mean"]
                                              >= 0.7)},
-           "students_detail": [{"index": r["index"], "candidate": r["provenance"].get(
-               "candidate"), **{k: v for k, v in r["values"].items()}} for r in records]}
+           "students_detail": [{
+               "index": r["index"], "candidate": r["provenance"].get("candidate"),
+               **{k: v for k, v in r["values"].items()},
+               # what each student's costs were measured in (a repass re-times proxies on
+               # another day than the full distillation they are compared with)
+               "full_cost_s": float(c), "distilled_at": r["finished_at"],
+               "cheap_proxies_cost_s": float(sum(r["provenance"]["proxies"][f]["cost_s"]
+                                                 for f in feats)),
+               "repassed": r.get("repassed", [])} for r, c in zip(records, full_cost)]}
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     path = results / f"{args.name}.json"
