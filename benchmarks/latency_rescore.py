@@ -34,13 +34,6 @@ from perfmodel.predict import Predictor  # noqa: E402
 from perfmodel.validate import score  # noqa: E402
 
 
-def _workload(text: str) -> Workload:
-    """'8x128 float32' (how results name a workload) -> Workload."""
-    shape, _, dtype = text.partition(" ")
-    b, s = shape.split("x")
-    return Workload.parse(f"{b},{s},{dtype or 'float32'}")
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("result", help="a latency_predictor.json with per_program measurements")
@@ -48,6 +41,8 @@ def main(argv=None):
     ap.add_argument("--op-scale", default="roofline", choices=OP_SCALES)
     ap.add_argument("--cache", default="build/oplists_rescore",
                     help="op-list disk cache for the compiles ('none': no cache)")
+    ap.add_argument("--name", default="latency_rescore",
+                    help="results file name (keep an earlier re-score beside a new one)")
     args = ap.parse_args(argv)
     run = json.loads(Path(args.result).read_text())
     rows = run["per_program"]
@@ -59,7 +54,7 @@ def main(argv=None):
           f"{model.summary['spec_source']}; CV e2e MAPE {model.summary['cv_e2e_mape']:.3f}")
     cache = None if args.cache == "none" else OpListCache(args.cache)
     pred = Predictor("cpu", model, cache=cache)
-    pairs = [(StudentConfig.from_dict(r["arch"]), _workload(r["workload"])) for r in rows]
+    pairs = [(StudentConfig.from_dict(r["arch"]), Workload.parse(r["workload"])) for r in rows]
     preds = [pred.predict(c, w) for c, w in tqdm(pairs, desc="predict")]
     now = np.array([p.latency_ms for p in preds])
     lo = np.array([p.interval_ms[0] for p in preds])
@@ -87,7 +82,7 @@ def main(argv=None):
               "per_program": [{"workload": r["workload"], "preset": r["preset"],
                                "measured_ms": r["measured_ms"], "then_ms": r["learned_op_model"],
                                "now_ms": float(n)} for r, n in zip(rows, now)]}
-    path = write_result("latency_rescore", result)
+    path = write_result(args.name, result)
     for k in ("overall", "presets", "sampled"):
         t, n = out[k]["then"], out[k]["now"]
         print(f"{k:10s} then MAPE {t['mape']:.3f} ±10% {t['within_10pct']:.2f} | now MAPE "
