@@ -73,11 +73,17 @@ def main(argv=None):
         out["by_workload"][w] = {"then": score(then[m], y[m]), "now": score(now[m], y[m])}
     inside = (y >= lo) & (y <= hi)
     out["interval_90_coverage_now"] = float(inside.mean()) if np.isfinite(lo).all() else None
+    out["interval_90_coverage_by_workload"] = (
+        {str(w): float(inside[wl == w].mean()) for w in dict.fromkeys(wl)}
+        if np.isfinite(lo).all() else None)
+    out["interval_90_median_width"] = float(np.median((hi - lo) / now))
     result = {"command": "python benchmarks/latency_rescore.py " + " ".join(sys.argv[1:]),
               "measurements_of": {"result": args.result, "command": run.get("command"),
                                   "date": run.get("machine", {}).get("date")},
-              "programs": len(rows), "model": {k: model.summary[k] for k in (
-                  "programs", "op_scale", "spec_source", "cv_e2e_mape", "cv_e2e_within_10pct")},
+              "programs": len(rows), "model": {**{k: model.summary[k] for k in (
+                  "programs", "op_scale", "spec_source", "cv_e2e_mape", "cv_e2e_within_10pct",
+                  "interval")}, "trained_workloads": sorted(model.summary["interval"][
+                      "programs"])},
               "scores": out,
               "per_program": [{"workload": r["workload"], "preset": r["preset"],
                                "measured_ms": r["measured_ms"], "then_ms": r["learned_op_model"],
@@ -90,7 +96,9 @@ def main(argv=None):
     for w, v in out["by_workload"].items():
         print(f"  {w:16s} then MAPE {v['then']['mape']:.3f} | now {v['now']['mape']:.3f}  ±10% "
               f"{v['then']['within_10pct']:.2f} -> {v['now']['within_10pct']:.2f}")
-    print(f"90% interval coverage now: {out['interval_90_coverage_now']}; wrote {path}")
+    print(f"90% interval coverage now: {out['interval_90_coverage_now']} (by workload "
+          f"{out['interval_90_coverage_by_workload']}), median width "
+          f"{out['interval_90_median_width']:.2f}x the prediction; wrote {path}")
 
 
 if __name__ == "__main__":

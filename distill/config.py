@@ -181,11 +181,17 @@ class Workload:
 
     @classmethod
     def parse(cls, text: str) -> "Workload":
-        """``"8,128"`` or ``"8,128,bfloat16"`` (batch, sequence length[, dtype])."""
-        parts = [p.strip() for p in str(text).split(",")]
+        """``"8,128"`` or ``"8,128,bfloat16"`` (batch, sequence length[, dtype]), or how a
+        workload prints: ``"8x128"``, ``"8x128 bfloat16"`` (so ``parse(str(w)) == w``)."""
+        text = str(text)
+        csv = text
+        if "," not in text and "x" in text:           # the printed form: "BxS[ DTYPE]"
+            shape, _, dtype = text.strip().partition(" ")
+            csv = ",".join([*shape.split("x", 1), *([dtype] if dtype.strip() else [])])
+        parts = [p.strip() for p in csv.split(",")]
         if len(parts) not in (2, 3):
-            raise InputError(f"workload {text!r}: expected BATCH,SEQ_LEN[,DTYPE], e.g. 8,128 or "
-                             "8,128,bfloat16")
+            raise InputError(f"workload {text!r}: expected BATCH,SEQ_LEN[,DTYPE], e.g. 8,128, "
+                             "8,128,bfloat16 or 8x128")
         try:
             b, s = int(parts[0]), int(parts[1])
         except ValueError:

@@ -261,9 +261,14 @@ def maximize(acq: Callable[[np.ndarray], np.ndarray], domain: Domain, rng: np.ra
             return project(X)
 
     seed = int(rng.integers(2**31 - 1))
-    res = pymoo_minimize(_Acq(), GA(pop_size=pop_size, sampling=init, repair=_Snap(),
-                                    eliminate_duplicates=True),
-                         ("n_gen", n_gen), seed=seed, verbose=False, save_history=False)
+    # a point snapped to the domain's grid can sit just outside the trust region's bounding
+    # box (a box edge between two grid values); pymoo's SBX then evaluates a power of a
+    # negative number for a branch it masks out, and numpy warns. Children are clamped to the
+    # box and projected again, so nothing is wrong but the warning.
+    with np.errstate(invalid="ignore"):
+        res = pymoo_minimize(_Acq(), GA(pop_size=pop_size, sampling=init, repair=_Snap(),
+                                        eliminate_duplicates=True),
+                             ("n_gen", n_gen), seed=seed, verbose=False, save_history=False)
     pop = res.pop
     cand = np.vstack([project(pop.get("X")), init])
     vals = np.concatenate([-pop.get("F")[:, 0], raw_val[np.argsort(-raw_val)[:pop_size]]])

@@ -80,12 +80,21 @@ def test_heads_error_suggests_divisors():
 def test_workload_parse_and_errors():
     assert Workload.parse("8,128") == Workload(8, 128, "float32")
     assert Workload.parse(" 1, 64 ,bfloat16") == Workload(1, 64, "bfloat16")
+    assert Workload.parse("8x128") == Workload(8, 128)
+    assert Workload.parse("2x384 bfloat16") == Workload(2, 384, "bfloat16")
     for bad, field in [("8", "BATCH,SEQ_LEN"), ("a,b", "integers"), ("0,128", "batch_size"),
                        ("8,128,int8", "dtype")]:
         with pytest.raises(ValueError, match=field):
             Workload.parse(bad)
     with pytest.raises(ValueError, match="max_positions"):
         Workload(1, 1024).check(PRESETS["bert-tiny"])
+
+
+@given(st.integers(1, 4096), st.integers(1, 4096), st.sampled_from(["float32", "bfloat16"]))
+def test_a_workload_parses_from_how_it_prints(batch, seq, dtype):
+    w = Workload(batch, seq, dtype)
+    assert Workload.parse(str(w)) == w
+    assert Workload.parse(f"{batch},{seq},{dtype}") == w
 
 
 def test_load_arch_forms(tmp_path):
