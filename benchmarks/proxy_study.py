@@ -116,7 +116,7 @@ def run_id_of(args) -> str:
 
 
 def study(args) -> None:
-    from distill import count_params, default_teacher_dir, load_tokenizer
+    from distill import count_params, load_tokenizer
     from distill.corpus import task_split
     from distill.evaluate import probe_accuracy, stsb_spearman
     from distill.proxies import compute_proxies
@@ -124,8 +124,7 @@ def study(args) -> None:
     from measurements import Store, Trial
 
     cands, teacher, tok, texts, ctx = _setup(args)
-    eval_tok = load_tokenizer(Path(args.teacher) if args.teacher else default_teacher_dir(),
-                              max_len=128)
+    eval_tok = load_tokenizer(_teacher_dir(args), max_len=128)
     dev = task_split("stsb", "dev", args.data_dir)[:args.dev_pairs]
     sst_train = task_split("sst2", "train", args.data_dir)[:args.sst2_train]
     sst_dev = task_split("sst2", "dev", args.data_dir)
@@ -181,9 +180,14 @@ def study(args) -> None:
 INIT_OF = {"scratch": "random", "derived": "derived"}
 
 
+def _teacher_dir(args) -> Path:
+    from distill import default_teacher_dir
+    return Path(args.teacher) if args.teacher else default_teacher_dir()
+
+
 def _setup(args):
     """The students, the teacher, its tokenizer, the distillation texts and the proxy context."""
-    from distill import default_teacher_dir, load_encoder, load_tokenizer
+    from distill import load_encoder, load_tokenizer
     from distill.corpus import distillation_texts
     from distill.proxies import make_context
     from distill.proxies.flash import stsb_proxy_pairs
@@ -191,7 +195,7 @@ def _setup(args):
 
     space = SearchSpace.from_toml(args.space) if args.space else DEFAULT_SPACE
     cands = candidates(space, args.archs, args.derived, args.seed)
-    tdir = Path(args.teacher) if args.teacher else default_teacher_dir()
+    tdir = _teacher_dir(args)
     teacher = load_encoder(tdir)
     tok = load_tokenizer(tdir, max_len=64)
     texts = distillation_texts(args.data_dir)
@@ -242,10 +246,10 @@ def repass(args) -> None:
             cand = cands[t.index]
             cfg = cand.config.replace(vocab_size=teacher.config.vocab_size)
             got = dict(t.provenance.get("proxies", {}))
-            if len({"grad_norm", "snip"} & set(names)) == 2 and len(
-                    {"grad_norm", "snip"} & set(got)) == 1:
-                got.pop("grad_norm", None)    # killed between the two halves of one gradient:
-                got.pop("snip", None)         # compute both again, so each costs half of one
+            joint = {"grad_norm", "snip"}
+            if joint <= set(names) and len(joint & got.keys()) == 1:
+                for n in joint:               # killed between the two halves of one gradient:
+                    got.pop(n, None)          # compute both again, so each costs half of one
             print(f"[repass {t.index + 1}/{len(cands)}] {cand.describe()}", flush=True)
             todo = [n for n in names if n not in got]
             if todo:
