@@ -5,10 +5,14 @@ Every method evaluates candidates through the same two expensive objectives: the
 timed here (``--workload``) and STS-B dev Spearman after ``--flash-steps`` of flash
 distillation. Ours also gets the latency predictor as the GP's prior mean (the latency
 residual) and the exact parameter-free structure of the space. An evaluation is memoised by
-candidate (and by this machine's fingerprint) in the benchmark's store, so a candidate two
-methods (or seeds) both visit is measured and distilled once; a killed run resumes from the
-store (ours through its own search run, the others by replaying their seeded runs over the
-memo).
+candidate and this machine's fingerprint in the benchmark's store, so a candidate two methods
+(or seeds) both visit is measured and distilled once; a killed run resumes from the store (ours
+through its own search run, the others by replaying their seeded runs over the memo).
+
+Each machine runs its own benchmark (results ``search_real_<fingerprint>.json``): latency is
+timed on it. The flash-distillation score does not depend on the machine, so it is memoised by
+candidate alone and shared: a candidate distilled on one host is only timed on another (the
+scores this benchmark recorded on any machine are adopted at start, each naming its source).
 
 What the latency residual changes (``--methods ours-trust,ours-nobase``): ``ours-trust`` takes
 the predicted latency as exact (a cheap objective inside the acquisition, never corrected by
@@ -52,7 +56,7 @@ def parse_args(argv=None):
     p.add_argument("--data-dir")
     p.add_argument("--store", default=str(Path(__file__).parent / "store" / "search_real.db"))
     p.add_argument("--results", default=str(RESULTS))
-    p.add_argument("--name", default="search_real")
+    p.add_argument("--name", help="results file stem (default: search_real_<fingerprint>)")
     p.add_argument("--nsga2-pop", type=int, default=10)
     p.add_argument("--n-initial", type=int, default=8,
                    help="ours' initial design (the loop's default, 2 (d + 1) = 24 on the "
@@ -62,17 +66,17 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def build(args):
-    """The measured problem every method is scored on, and the two variants' search problems."""
+def build(args, store, fp):
+    """The measured problem every method is scored on, and the two variants' search problems.
+    The flash score is memoised across machines (it does not depend on the one it ran on)."""
     from distill import Workload
-    from measurements import detect
+    from search.memo import MemoisedObjective
     from search.objectives import AccuracyContext, FlashAccuracy, MeasuredLatency, \
         PredictedLatency
     from search.problem import StudentProblem
     from search.space import DEFAULT_SPACE, SearchSpace
 
     space = SearchSpace.from_toml(args.space) if args.space else DEFAULT_SPACE
-    fp = detect("cpu")
     ctx = AccuracyContext(args.teacher, args.data_dir)
     # one predictor for the whole benchmark, pinned beside its store: the profile store may
     # grow between the sessions this benchmark runs over
@@ -80,13 +84,37 @@ def build(args):
     model = None if args.no_model else cpu_latency_model(
         fp, why="the latency baseline is the analytic roofline", pin=pin)
     workload = Workload.parse(args.workload)
-    flash = FlashAccuracy(ctx, args.flash_steps)
+    flash = MemoisedObjective(FlashAccuracy(ctx, args.flash_steps), store, "search-real-accuracy")
     measured = MeasuredLatency(fp, budget_s=args.measure_budget_s)
     predicted = PredictedLatency("cpu", model)
     problem = StudentProblem(space, [flash, measured], workload, baseline=predicted)
     variants = {"ours-trust": StudentProblem(space, [flash, predicted], workload),
                 "ours-nobase": StudentProblem(space, [flash, measured], workload)}
-    return problem, variants, fp
+    return problem, variants
+
+
+def adopt_accuracies(store, problem, settings) -> int:
+    """Flash scores this benchmark recorded on any machine (its memo runs with the same flash
+    steps and space) adopted into the machine-independent accuracy memo; how many were new."""
+    from search.objectives import Evaluation
+    from search.space import Candidate
+    acc = problem.objectives[0]
+    n = 0
+    for r in store.runs():
+        a = json.loads(r["args"])
+        if r["kind"] != "search-real_memo" or any(a.get(k) != settings[k]
+                                                  for k in ("flash_steps", "space")):
+            continue
+        for t in store.trials(r["id"], status="done"):
+            pv = t.provenance
+            detail = pv.get("detail", {}).get(acc.name, {})
+            if acc.name not in pv.get("values", {}) or "memo" in detail:   # itself adopted
+                continue
+            ev = Evaluation(acc.name, pv["values"][acc.name], pv["provenance"][acc.name],
+                            pv["costs_s"][acc.name], detail)
+            n += acc.record(Candidate.from_dict(t.x), ev,
+                            f"{r['id']}#{t.index} (machine {a.get('fingerprint')})")
+    return n
 
 
 def run_ours(search_problem, problem, memo, store, budget, seed, method, n_initial):
@@ -213,19 +241,26 @@ def main(argv=None):
     from measurements import Store
     from search.memo import Memo
 
+    from measurements import detect
     args = parse_args(argv)
-    problem, variants, fp = build(args)
+    fp = detect("cpu")
+    args.name = args.name or f"search_real_{fp.id}"
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS + VARIANTS]
     if unknown:
         raise SystemExit(f"unknown method(s) {unknown}; known: {', '.join(METHODS + VARIANTS)}")
-    # a latency measured on one machine is never reused on another: the memo is per fingerprint
-    settings = {"flash_steps": args.flash_steps, "workload": args.workload,
-                "space": problem.space.to_dict(), "measure_budget_s": args.measure_budget_s,
-                "fingerprint": fp.id}
     runs = {}
     t0 = time.time()
     with Store(args.store) as store:
+        problem, variants = build(args, store, fp)
+        # a latency measured on one machine is never reused on another: this memo is per
+        # fingerprint (the flash score inside it is shared through the accuracy memo)
+        settings = {"flash_steps": args.flash_steps, "workload": args.workload,
+                    "space": problem.space.to_dict(), "measure_budget_s": args.measure_budget_s,
+                    "fingerprint": fp.id}
+        n = adopt_accuracies(store, problem, settings)
+        print(f"machine {fp.id}: {n} flash scores adopted from earlier runs; "
+              f"{len(problem.objectives[0].memo.done())} known in all", flush=True)
         memo = Memo(store, "search-real", settings)
         for seed in range(args.seeds):
             for m in methods:
@@ -241,10 +276,10 @@ def main(argv=None):
                 # results after every finished run, so a long study commits as it goes
                 n_evals = sum(1 for t in store.trials(memo.run)
                               if t.status in ("done", "failed"))
-                report(runs, args, methods, n_evals, time.time() - t0)
+                report(runs, args, methods, n_evals, time.time() - t0, problem.objectives[0])
 
 
-def report(runs, args, methods, n_evals, wall_s) -> dict:
+def report(runs, args, methods, n_evals, wall_s, acc) -> dict:
     """Write the results JSON + PNG over the runs finished so far (``complete`` once every
     method has every seed). Seeds are compared only where every method has finished them."""
     # one reference point for every run: the worst accuracy and latency seen, plus a margin
@@ -278,6 +313,8 @@ def report(runs, args, methods, n_evals, wall_s) -> dict:
            "settings": {k: v for k, v in vars(args).items()}, "reference_point": ref.tolist(),
            "objectives": ["-stsb[flash]", "log latency_ms (measured)"],
            "distinct_evaluations": n_evals, "wall_s_this_invocation": wall_s,
+           "flash_this_invocation": {"distilled": acc.computed, "reused": acc.reused,
+                                     "memo": acc.memo.run},
            "methods": summary, "goal": goal, "picks": picks(runs, methods), "curves": curves}
     res = Path(args.results)
     res.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,9 @@ returned, not retried.
 
     memo = Memo(store, "flash", {"steps": 60, "seed": 0})
     trial = memo.put(candidate, lambda c: ((score,), (), {"cost_s": 12.0}))
+
+:class:`MemoisedObjective` wraps an objective whose value does not depend on the machine (an
+accuracy) so that it is computed once per candidate for every run and machine sharing a store.
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ import json
 from typing import Any, Callable
 
 from measurements import Store, Trial
+from measurements.errors import InputError
 
-__all__ = ["Memo"]
+from .objectives import Evaluation, Objective
+
+__all__ = ["Memo", "MemoisedObjective"]
 
 
 class Memo:
@@ -64,3 +70,76 @@ class Memo:
 
     def done(self) -> list[Trial]:
         return [t for t in self.by_key.values() if t.status == "done"]
+
+
+class MemoisedObjective(Objective):
+    """An objective evaluated once per candidate, then read back from the store by any run, on
+    any machine, that shares it.
+
+    Only for values that do not depend on the machine that computes them: an accuracy (flash
+    or full distillation, a proxy) is a property of the student and its training recipe, so a
+    candidate distilled on one host need not be distilled again on another; a timing or a
+    prediction is refused. The memo is keyed by the candidate alone (an accuracy does not depend
+    on the serving workload) under the objective's own description (steps, seed, teacher): a
+    change of recipe is a new memo, never a stale value.
+
+        acc = MemoisedObjective(FlashAccuracy(ctx, 100), store)
+        acc.evaluate(cand, workload)     # distils; a second call, in any process, reads it
+
+    It holds the open store, so it runs where the store is written (the driver), not on an
+    executor's workers: pickling it is refused.
+    """
+
+    def __init__(self, objective: Objective, store: Store, kind: str = "objective"):
+        if objective.exclusive or objective.provenance in ("measured", "predicted"):
+            raise InputError(
+                f"{objective.name}: a {objective.provenance} value depends on the machine it "
+                "was obtained on; memoise only machine-independent objectives (accuracy)")
+        self.inner = objective
+        for a in ("name", "sense", "provenance", "unit", "cheap", "exclusive", "log"):
+            setattr(self, a, getattr(objective, a))
+        self.memo = Memo(store, kind, {"objective": objective.describe()})
+        self.computed = self.reused = 0
+
+    @property
+    def resources(self):
+        return self.inner.resources
+
+    def evaluate(self, cand, workload):
+        fresh: list[Evaluation] = []
+
+        def compute(c):
+            e = self.inner.evaluate(c, workload)
+            fresh.append(e)
+            return (e.value,), (), {"evaluation": e.to_dict()}
+
+        t = self.memo.put(cand, compute)
+        if t.status == "failed":
+            raise RuntimeError(f"{self.name} of {cand.describe()} failed (memo {self.memo.run} "
+                               f"#{t.index}): {t.provenance.get('error')}")
+        if fresh:
+            self.computed += 1
+            return fresh[0]
+        self.reused += 1
+        e = t.provenance["evaluation"]
+        return Evaluation(e["name"], e["value"], e["provenance"], 0.0,
+                          {**e.get("detail", {}), "memo": f"{self.memo.run}#{t.index}",
+                           "first_cost_s": e["cost_s"]})
+
+    def record(self, cand, evaluation: Evaluation, source: str) -> bool:
+        """Adopt a value obtained elsewhere (an earlier store's record of the same objective on
+        ``cand``), naming where it came from; False if ``cand`` already has one."""
+        if evaluation.name != self.name:
+            raise InputError(f"record: evaluation of {evaluation.name!r}, expected {self.name!r}")
+        if self.memo.get(cand) is not None:
+            return False
+        self.memo.put(cand, lambda c: ((evaluation.value,), (),
+                                       {"evaluation": evaluation.to_dict(), "source": source}))
+        return True
+
+    def describe(self):
+        return {**self.inner.describe(), "memo": self.memo.run}
+
+    def __reduce__(self):
+        raise TypeError(f"MemoisedObjective({self.name}) holds an open store and is evaluated "
+                        "by the process that writes it; send the inner objective to workers")
