@@ -17,7 +17,11 @@ every preset, on serving workloads of which some were never profiled, with recal
 Also judged against the machine: the predictor's share within +-10% next to the share of
 repeated measurements of one program that agree within +-10% (the repeatability), and their
 ratio (1.0 = as good as measuring again); and the coverage of the 90% prediction intervals
-(:mod:`perfmodel.intervals`) on the held-out programs, overall and per workload.
+(:mod:`perfmodel.intervals`) on the held-out programs, overall and per workload: the model's
+own (out of fold) and, where the store holds earlier validations of other programs, the ones
+calibrated on them (:mod:`perfmodel.heldout_intervals`). This run's measurements are recorded
+in the store (tag ``validate``) for the next run to calibrate on; held out from calibration are
+every program this run measures, so it tests intervals on programs they were not fitted to.
 """
 
 from __future__ import annotations
@@ -35,8 +39,11 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from distill import PRESETS, StudentConfig, Workload  # noqa: E402
-from measurements import Store, detect  # noqa: E402
+from measurements import LatencyRecord, Store, detect  # noqa: E402
 from perfmodel.baselines import ArchRegressor, FlopsLinear, RooflineLinear  # noqa: E402
+from perfmodel.heldout_intervals import (VALIDATE_TAG, calibrate, program_key,  # noqa: E402
+                                         validation_records)
+from perfmodel.intervals import interval_for  # noqa: E402
 from perfmodel.latency_model import fit_from_store  # noqa: E402
 from perfmodel.predict import Predictor  # noqa: E402
 from perfmodel.sweep import PROFILE_TAG  # noqa: E402
@@ -114,6 +121,9 @@ def main():
     pairs = [(c, w) for c in cfgs + presets for w in workloads]
     is_preset = np.array([i >= len(cfgs) * len(workloads) for i in range(len(pairs))])
 
+    with Store(args.store, readonly=True) as store:   # earlier validations of other programs
+        cal_records = validation_records(store, fp.id,
+                                         exclude={program_key(c, w) for c, w in pairs})
     pred = Predictor("cpu", model)
     t0 = time.perf_counter()
     predictions = [pred.predict(c, w) for c, w in tqdm(pairs, desc="predict")]
@@ -127,6 +137,10 @@ def main():
         for c, w in pairs:
             pred.predict(c, w)
     warm_s = (time.perf_counter() - t0) / (reps * len(pairs))
+    held_table = calibrate(model, cal_records, pred)
+    if held_table is not None:
+        print(f"intervals calibrated on {len(cal_records)} held-out programs of earlier "
+              f"validations (measured {' to '.join(held_table['source']['measured'])})")
 
     recal = None
     if args.recalibrate:
@@ -170,13 +184,23 @@ def main():
     subsets = {"sampled_archs": ~is_preset, "presets": is_preset}
     by_subset = {k: score(preds[best][m], y[m]) for k, m in subsets.items() if m.sum() >= 2}
     measure_per_arch_s = float(np.mean(meas.compile_s + meas.measure_s / args.rounds))
-    inside = (y >= lo) & (y <= hi)
     wl_of = np.array([str(w) for _, w in pairs])
-    interval = {"level": 0.9, "coverage": float(inside.mean()),
+
+    def coverage(lo, hi, source):
+        inside = (y >= lo) & (y <= hi)
+        return {"level": 0.9, "source": source, "coverage": float(inside.mean()),
                 "coverage_by_workload": {str(w): float(inside[wl_of == str(w)].mean())
                                          for w in workloads},
                 "median_width_over_prediction": float(np.median((hi - lo) / ours)),
                 "goal_0.88_to_0.92": bool(0.88 <= inside.mean() <= 0.92)}
+    interval_oof = coverage(lo, hi, "out of fold (the model's training programs)")
+    interval = interval_oof
+    if held_table is not None:
+        lo, hi = (np.array(v) for v in zip(*(interval_for(held_table, str(w), ours[i])
+                                             for i, (_, w) in enumerate(pairs))))
+        interval = coverage(lo, hi, f"held-out: {len(cal_records)} programs of earlier "
+                                    f"validations, measured "
+                                    f"{' to '.join(held_table['source']['measured'])}")
     within = scores["learned_op_model"]["within_10pct"]
     within_best = scores[best]["within_10pct"]
     vs_machine = {"predictor_within_10pct": within,
@@ -214,6 +238,7 @@ def main():
         "scores": scores, "scores_vs_uncorrected_measurement": scores_raw,
         "learned_by_workload": per_wl, "best_by_subset": {"predictor": best, **by_subset},
         "vs_repeatability": vs_machine, "interval_90": interval,
+        "interval_90_out_of_fold": interval_oof,
         "recalibration": None if recal is None else recal.to_dict(),
         "speed": {"predict_warm_s_per_arch": warm_s, "predict_cold_s_per_arch": cold_s,
                   "measure_s_per_arch": measure_per_arch_s,
@@ -243,6 +268,21 @@ def main():
                          **{k: float(v[i]) for k, v in preds.items()}}
                         for i, (c, w) in enumerate(pairs)],
     }
+    with Store(args.store) as store:     # for the next run's intervals to calibrate on
+        run_id = store.start_run("validate", fingerprint_id=fp.id,
+                                 args={"benchmark": "latency_predictor", "seed": args.seed,
+                                       "reference": args.reference})
+        n_rec = store.put_latencies([LatencyRecord(
+            fp.id, c.to_dict(), w.to_dict(), float(y[i]),
+            float(np.subtract(*np.percentile(meas.rounds_ms[i], [75, 25]))),
+            float(np.percentile(meas.rounds_ms[i], 90)), len(meas.rounds_ms[i]), run_id=run_id,
+            tag=VALIDATE_TAG, extra={"rounds_ms": meas.rounds_ms[i].tolist(),
+                                     "uncorrected_ms": float(y_raw[i]),
+                                     "drift_corrected": reference is not None})
+            for i, (c, w) in enumerate(pairs)])
+        store.finish_run(run_id)
+    print(f"recorded {n_rec} validation measurements in {args.store} (programs validated "
+          "before keep their first record)")
     path = write_result("latency_predictor", result)
     plot_predicted_vs_measured({k: (v, y) for k, v in preds.items()},
                                path.with_suffix(".png"),
@@ -258,9 +298,11 @@ def main():
     print(f"judged against the machine: within ±10% {within:.2f} vs repeatability "
           f"{meas.noise_within_10pct:.2f} -> ratio "
           f"{float('nan') if vs_machine['ratio'] is None else vs_machine['ratio']:.2f}")
-    print(f"90% interval coverage {interval['coverage']:.2f} ("
-          + ", ".join(f"{w} {c:.2f}" for w, c in interval["coverage_by_workload"].items())
-          + f"); median width {interval['median_width_over_prediction']:.2f} x prediction")
+    for iv in [interval_oof] + ([interval] if interval is not interval_oof else []):
+        print(f"90% interval coverage {iv['coverage']:.2f} ("
+              + ", ".join(f"{w} {c:.2f}" for w, c in iv["coverage_by_workload"].items())
+              + f"); median width {iv['median_width_over_prediction']:.2f} x prediction "
+              f"[{iv['source']}]")
     for w, v in per_wl.items():
         r = v.get("recalibrated")
         print(f"  {w:16s} {'profiled' if v['profiled'] else 'UNSEEN  '}  MAPE {v['mape']:.3f}  "

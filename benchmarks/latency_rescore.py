@@ -8,8 +8,11 @@ one. The scores say which run's measurements they use; a new goal run still need
 
 Writes benchmarks/results/latency_rescore.json: overall and per workload (MAPE, within +-10%,
 Spearman) for the run's own predictions and for the current model, against the drift-corrected
-measurements, and the 90% interval coverage. CPU-bound (compiles the programs' op lists), not
-timed: it may run beside other work.
+measurements, and the 90% interval coverage: the model's own (out of fold) and, estimated by
+two-fold cross-fitting over the run's architectures, that of intervals calibrated on held-out
+validations (:mod:`perfmodel.heldout_intervals`: each half's intervals calibrated on the other
+half's programs). CPU-bound (compiles the programs' op lists), not timed: it may run beside
+other work, on any machine (the model is the run's machine's, fitted from its store).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from tqdm import tqdm  # noqa: E402
 
 from distill import StudentConfig, Workload  # noqa: E402
 from measurements import Store, detect  # noqa: E402
+from perfmodel.heldout_intervals import held_out_table  # noqa: E402
+from perfmodel.intervals import interval_for  # noqa: E402
 from perfmodel.latency_model import fit_from_store  # noqa: E402
 from perfmodel.op_scale import OP_SCALES  # noqa: E402
 from perfmodel.opcache import OpListCache  # noqa: E402
@@ -46,10 +51,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     run = json.loads(Path(args.result).read_text())
     rows = run["per_program"]
-    fp = detect("cpu")
-    store = args.store or str(profile_store(fp.id))
+    fp_id = run.get("machine", {}).get("fingerprint") or detect("cpu").id
+    store = args.store or str(profile_store(fp_id))
     with Store(store, readonly=True) as st:
-        model = fit_from_store(st, fp.id, op_scale=args.op_scale)
+        model = fit_from_store(st, fp_id, op_scale=args.op_scale)
     print(f"model: {model.summary['programs']} programs, op scale {model.op_scale}, spec "
           f"{model.summary['spec_source']}; CV e2e MAPE {model.summary['cv_e2e_mape']:.3f}")
     cache = None if args.cache == "none" else OpListCache(args.cache)
@@ -77,6 +82,7 @@ def main(argv=None):
         {str(w): float(inside[wl == w].mean()) for w in dict.fromkeys(wl)}
         if np.isfinite(lo).all() else None)
     out["interval_90_median_width"] = float(np.median((hi - lo) / now))
+    out["interval_90_held_out_2fold"] = held_out_two_fold(model, rows, now, y, wl)
     result = {"command": "python benchmarks/latency_rescore.py " + " ".join(sys.argv[1:]),
               "measurements_of": {"result": args.result, "command": run.get("command"),
                                   "date": run.get("machine", {}).get("date")},
@@ -98,7 +104,34 @@ def main(argv=None):
               f"{v['then']['within_10pct']:.2f} -> {v['now']['within_10pct']:.2f}")
     print(f"90% interval coverage now: {out['interval_90_coverage_now']} (by workload "
           f"{out['interval_90_coverage_by_workload']}), median width "
-          f"{out['interval_90_median_width']:.2f}x the prediction; wrote {path}")
+          f"{out['interval_90_median_width']:.2f}x the prediction")
+    h = out["interval_90_held_out_2fold"]
+    print(f"calibrated on held-out validations (two-fold over architectures): coverage "
+          f"{h['coverage']:.3f} (by workload {h['coverage_by_workload']}), median width "
+          f"{h['median_width']:.2f}x; wrote {path}")
+
+
+def held_out_two_fold(model, rows, now, y, wl) -> dict:
+    """Coverage of intervals calibrated on held-out programs, estimated without testing on a
+    program they were calibrated on: the run's architectures in two halves (every workload of
+    an architecture in the same half), each half's intervals from the other's ratios."""
+    archs = sorted({json.dumps(r["arch"], sort_keys=True) for r in rows})
+    half = {a: i % 2 for i, a in enumerate(
+        np.random.default_rng(0).permutation(archs).tolist())}
+    fold = np.array([half[json.dumps(r["arch"], sort_keys=True)] for r in rows])
+    lo, hi = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+    ratios = np.log(y / now)
+    for k in (0, 1):
+        cal, test = fold != k, fold == k
+        table = held_out_table(model.summary["interval"], ratios[cal], wl[cal].tolist())
+        for i in np.flatnonzero(test):
+            lo[i], hi[i] = interval_for(table, str(wl[i]), now[i])
+    inside = (y >= lo) & (y <= hi)
+    return {"coverage": float(inside.mean()),
+            "coverage_by_workload": {str(w): round(float(inside[wl == w].mean()), 3)
+                                     for w in dict.fromkeys(wl)},
+            "median_width": float(np.median((hi - lo) / now)),
+            "archs_per_fold": [int((np.array(list(half.values())) == k).sum()) for k in (0, 1)]}
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@ spec, training summary and cross-validated metrics).
 The summary lists the kinds of op the model was trained on (`training_op_kinds`): a model
 knows the kinds it saw; the ops of other kinds in a program it predicts are extrapolated, and
 `hwdistill predict` counts them (`unseen_ops`).
+
+Its 90% prediction intervals come from the training programs predicted out of fold, unless the
+store holds 19 or more validation measurements (`hwdistill validate`) of programs it was not
+trained on: then from those (perfmodel.heldout_intervals), workload by workload where each has
+19, the out-of-fold bounds elsewhere.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ def select_fingerprint(store, target: str):
 def run(args):
     from measurements import Store, detect
     from perfmodel.hardware import spec_for
+    from perfmodel.heldout_intervals import calibrate, validation_records
     from perfmodel.latency_model import fit_from_store
 
     with Store(args.store, readonly=True) as store:
@@ -83,6 +89,10 @@ def run(args):
         # the CPU's spec is the one pinned in the store when it was profiled (else probed)
         spec = None if name == "cpu" else spec_for(name)
         model = fit_from_store(store, fp.id, spec, seed=args.seed)
+        held = validation_records(store, fp.id) if name == "cpu" else []
+    table = calibrate(model, held) if held else None
+    if table is not None:     # intervals from held-out validations, not the training labels
+        model.summary["interval"] = table
     out = model.save(args.out or default_model_dir(fp.id))
     print(json.dumps(model.summary, indent=2, default=float))
     kinds = model.summary["training_op_kinds"]
@@ -95,5 +105,14 @@ def run(args):
         print("note: no matmul (dot/convolution) op among them: a transformer's matmul "
               "fusions are extrapolated by this model; `hwdistill predict` counts such ops "
               "(unseen_ops)")
+    iv = model.summary["interval"]
+    if table is not None:
+        print(f"90% intervals calibrated on {len(held)} held-out programs of earlier "
+              f"validations (`hwdistill validate`, measured {' to '.join(iv['source']['measured'])})"
+              f"; by workload: " + ", ".join(f"{w} {s}" for w, s in
+                                            iv["by_workload_source"].items()))
+    else:
+        print(f"90% intervals from the training programs out of fold ({len(held)} held-out "
+              "validation measurements in the store; 19 or more calibrate them on those)")
     print(f"model written to {out}")
     return 0

@@ -52,6 +52,7 @@ def run(args):
     from perfmodel.latency_model import LatencyModel
     from measurements.errors import InputError
     from perfmodel.predict import Predictor
+    from perfmodel.heldout_intervals import VALIDATE_TAG
     from perfmodel.sweep import PROFILE_TAG
     from perfmodel.validate import (measure_interleaved, parse_program,
                                     plot_predicted_vs_measured, score, stored_latency_ms)
@@ -104,7 +105,7 @@ def run(args):
         store.put_latencies([LatencyRecord(
             fp.id, c.to_dict(), w.to_dict(), float(m), float(np.subtract(*np.percentile(
                 r, [75, 25]))), float(np.percentile(r, 90)), len(r), run_id=run_id,
-            tag="validate", extra={"rounds_ms": list(map(float, r))})
+            tag=VALIDATE_TAG, extra={"rounds_ms": list(map(float, r))})
             for (c, w), m, r in zip(pairs, meas.latency_ms, meas.rounds_ms)])
         store.finish_run(run_id)
     s = score(preds, meas.latency_ms)
