@@ -106,33 +106,40 @@ def main(argv=None):
           f"{out['interval_90_coverage_by_workload']}), median width "
           f"{out['interval_90_median_width']:.2f}x the prediction")
     h = out["interval_90_held_out_2fold"]
-    print(f"calibrated on held-out validations (two-fold over architectures): coverage "
-          f"{h['coverage']:.3f} (by workload {h['coverage_by_workload']}), median width "
+    print(f"calibrated on held-out validations (two-fold over architectures, {h['splits']} "
+          f"random halvings): coverage {h['coverage']:.3f} ({h['coverage_min']:.3f} to "
+          f"{h['coverage_max']:.3f}; by workload {h['coverage_by_workload']}), median width "
           f"{h['median_width']:.2f}x; wrote {path}")
 
 
-def held_out_two_fold(model, rows, now, y, wl) -> dict:
+def held_out_two_fold(model, rows, now, y, wl, splits: int = 20) -> dict:
     """Coverage of intervals calibrated on held-out programs, estimated without testing on a
-    program they were calibrated on: the run's architectures in two halves (every workload of
-    an architecture in the same half), each half's intervals from the other's ratios."""
-    archs = sorted({json.dumps(r["arch"], sort_keys=True) for r in rows})
-    half = {a: i % 2 for i, a in enumerate(
-        np.random.default_rng(0).permutation(archs).tolist())}
-    fold = np.array([half[json.dumps(r["arch"], sort_keys=True)] for r in rows])
-    lo, hi = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+    program they were calibrated on: the run's architectures in two random halves (every
+    workload of an architecture in the same half), each half's intervals from the other's
+    ratios; ``splits`` random halvings, their mean, min and max."""
+    key = [json.dumps(r["arch"], sort_keys=True) for r in rows]
+    archs = sorted(set(key))
     ratios = np.log(y / now)
-    for k in (0, 1):
-        cal, test = fold != k, fold == k
-        table = held_out_table(model.summary["interval"], ratios[cal], wl[cal].tolist())
-        for i in np.flatnonzero(test):
-            lo[i], hi[i] = interval_for(table, str(wl[i]), now[i])
-    inside = (y >= lo) & (y <= hi)
-    return {"coverage": float(inside.mean()),
-            "coverage_by_workload": {str(w): round(float(inside[wl == w].mean()), 3)
-                                     for w in dict.fromkeys(wl)},
-            "median_width": float(np.median((hi - lo) / now)),
-            "archs_per_fold": [int((np.array(list(half.values())) == k).sum()) for k in (0, 1)]}
-
+    cov, width, by_wl = [], [], []
+    for seed in range(splits):
+        half = {a: i % 2 for i, a in enumerate(
+            np.random.default_rng(seed).permutation(archs).tolist())}
+        fold = np.array([half[k] for k in key])
+        lo, hi = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+        for k in (0, 1):
+            cal = fold != k
+            table = held_out_table(model.summary["interval"], ratios[cal], wl[cal].tolist())
+            for i in np.flatnonzero(fold == k):
+                lo[i], hi[i] = interval_for(table, str(wl[i]), now[i])
+        inside = (y >= lo) & (y <= hi)
+        cov.append(float(inside.mean()))
+        width.append(float(np.median((hi - lo) / now)))
+        by_wl.append({str(w): float(inside[wl == w].mean()) for w in dict.fromkeys(wl)})
+    return {"splits": splits, "coverage": float(np.mean(cov)), "coverage_min": min(cov),
+            "coverage_max": max(cov),
+            "coverage_by_workload": {w: round(float(np.mean([b[w] for b in by_wl])), 3)
+                                     for w in by_wl[0]},
+            "median_width": float(np.mean(width)), "archs": len(archs)}
 
 if __name__ == "__main__":
     main()
