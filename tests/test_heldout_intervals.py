@@ -24,22 +24,22 @@ def validated_store(real_store, tmp_path_factory):
     enough for that workload's own bounds; 5 at 1x128, too few), and one validation of a
     program the model trained on (which must not calibrate)."""
     import dataclasses
+    import shutil
     path, fp_id = real_store
     out = tmp_path_factory.mktemp("validated") / "s.db"
     with Store(path, readonly=True) as src:
         trained = src.latencies(fp_id)
     seen = {program_key(r.arch, r.workload) for r in trained}
     with Store(COMMITTED_STORE, readonly=True) as src:
-        fp = src.fingerprint(fp_id)
         others = [r for r in src.latencies(fp_id)
                   if r.tag == "profile" and program_key(r.arch, r.workload) not in seen]
     val = [r for w, n in ((W1, 5), (W8, 19))
            for r in [r for r in others if dict(r.workload) == w][:n]]
     val = [dataclasses.replace(r, tag=VALIDATE_TAG) for r in val]
     val.append(dataclasses.replace(trained[0], tag=VALIDATE_TAG))
+    shutil.copy(path, out)                    # the profile (op timings and labels) ...
     with Store(out) as dst:
-        dst.register_fingerprint(fp)
-        dst.put_latencies(trained + val)
+        dst.put_latencies(val)                # ... and the validations
     return out, fp_id, val
 
 
@@ -75,6 +75,23 @@ def test_calibrated_on_held_out_programs_by_workload(validated_store, real_model
     again = calibrate(type("M", (), {"summary": cal})(), recs, pred)
     assert again["out_of_fold"] == own and again["by_workload"] == table["by_workload"]
     assert calibrate(real_model, recs[:18], pred) is None       # 90% needs 19
+
+
+@pytest.mark.slow      # a fit and 24 cold op-list compiles, in a subprocess
+def test_hwdistill_fit_calibrates_on_the_store_s_validations(validated_store, tmp_path):
+    import json
+    import subprocess
+    import sys
+    path, fp_id, _ = validated_store
+    r = subprocess.run([sys.executable, "-m", "hwdistill", "fit", "--store", str(path),
+                        "--fingerprint", fp_id, "--out", str(tmp_path / "m")],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "calibrated on 24 held-out programs" in r.stdout
+    iv = json.loads((tmp_path / "m" / "meta.json").read_text())["summary"]["interval"]
+    assert iv["source"]["kind"] == "held-out"
+    assert iv["by_workload_source"] == {"1x128 float32": "out-of-fold",
+                                        "8x128 float32": "held-out"}
 
 
 def test_a_workload_with_too_few_keeps_its_own_bounds():
