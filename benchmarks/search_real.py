@@ -238,10 +238,9 @@ def picks(runs, methods) -> dict:
 
 
 def main(argv=None):
-    from measurements import Store
+    from measurements import Store, detect
     from search.memo import Memo
 
-    from measurements import detect
     args = parse_args(argv)
     fp = detect("cpu")
     args.name = args.name or f"search_real_{fp.id}"

@@ -13,8 +13,8 @@ knows the kinds it saw; the ops of other kinds in a program it predicts are extr
 
 Its 90% prediction intervals come from the training programs predicted out of fold, unless the
 store holds 19 or more validation measurements (`hwdistill validate`) of programs it was not
-trained on: then from those (perfmodel.heldout_intervals), workload by workload where each has
-19, the out-of-fold bounds elsewhere.
+trained on: then from those (perfmodel.heldout_intervals: each workload with 10 or more on its
+own centre and scale, the out-of-fold bounds for the others).
 """
 
 from __future__ import annotations
