@@ -138,7 +138,9 @@ class MemoisedObjective(Objective):
         return True
 
     def describe(self):
-        return {**self.inner.describe(), "memo": self.memo.run}
+        # the inner objective's own: memoising changes what an evaluation costs, not what the
+        # objective is (a search resumed with or without the memo is the same search)
+        return self.inner.describe()
 
     def __reduce__(self):
         raise TypeError(f"MemoisedObjective({self.name}) holds an open store and is evaluated "

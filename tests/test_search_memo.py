@@ -52,6 +52,7 @@ def test_computed_once_then_read_back_by_another_process_s_objective(tmp_path):
         assert e.detail["memo"].startswith(acc.memo.run)
         acc.evaluate(c2, W)
         assert again.calls == 1
+        assert acc.describe() == again.describe()          # the same objective, memo or not
         other = MemoisedObjective(Depth(steps=2), st)      # another recipe: another memo
         assert other.memo.run != acc.memo.run
         assert other.evaluate(c1, W).value == 2 * c1.config.num_layers
