@@ -22,9 +22,13 @@ def hw(*args, cwd):
                           text=True, timeout=900, cwd=cwd)
 
 
+SEARCH_TRIALS = "FROM trials WHERE run_id IN (SELECT id FROM runs WHERE kind = 'search')"
+
+
 def _trials(db: Path) -> list[tuple]:
+    """The search's trials (the store also memoises accuracy by candidate, as trials)."""
     with sqlite3.connect(db) as c:
-        return c.execute('SELECT "index", status FROM trials ORDER BY "index"').fetchall()
+        return c.execute(f'SELECT "index", status {SEARCH_TRIALS} ORDER BY "index"').fetchall()
 
 
 @pytest.mark.slow   # minutes; the main job's end-to-end test covers the same path
@@ -45,6 +49,22 @@ def test_search_cli_front_table_json_png(tmp_path):
     acc = [r["proxy[cka]"] for r in front]
     assert lat == sorted(lat) and acc == sorted(acc)    # a front: faster is less accurate
     assert (tmp_path / "out" / "front.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow   # two searches
+def test_a_second_search_reads_accuracy_back_from_the_store(tmp_path):
+    db = str(tmp_path / "s.db")
+    first = hw("search", *ARGS, "--budget", "5", "--store", db, "--out", str(tmp_path / "a"),
+               cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "read back" not in first.stdout
+    again = hw("search", *ARGS, "--budget", "5", "--store", db, "--out", str(tmp_path / "b"),
+               cwd=tmp_path)                    # a new run, same seed: the same candidates
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "proxy[cka] of 5 read back from the store" in again.stdout
+    a, b = (json.loads((tmp_path / d / "front.json").read_text()) for d in "ab")
+    assert a["run_id"] != b["run_id"] and b["budget"]["accuracy_read_from_store"] == 5
+    assert [r["proxy[cka]"] for r in a["evaluated"]] == [r["proxy[cka]"] for r in b["evaluated"]]
 
 
 def test_bad_inputs_are_named(tmp_path):
@@ -91,7 +111,7 @@ def test_search_cli_sigkill_then_resume(tmp_path):
     assert summary["budget"]["expensive_evaluations"] == 8
     # finished trials were not evaluated again: their attempts stayed at 1
     with sqlite3.connect(db) as c:
-        prov = dict(c.execute('SELECT "index", provenance FROM trials').fetchall())
+        prov = dict(c.execute(f'SELECT "index", provenance {SEARCH_TRIALS}').fetchall())
     for i, s in before.items():
         if s == "done":
             assert json.loads(prov[i]).get("attempts", 1) == 1

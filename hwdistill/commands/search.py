@@ -14,7 +14,10 @@ learns the predictor's error). Predicted latency and --params are exact and chea
 acquisition evaluates them directly; only candidates it selects are distilled or measured.
 
 Every trial is written to the store before it counts: Ctrl-C (or a crash), then the same
-command with --resume RUN_ID, continues with nothing lost or repeated. Writes
+command with --resume RUN_ID, continues with nothing lost or repeated. Accuracy scores are kept
+in the store by candidate (with the default --executor local): a later search on the same store
+(another target, budget or constraint) reads a candidate's score back rather than distilling it
+again. Writes
 OUT/front.json, OUT/front.png (every evaluated point, the front, the teacher and presets
 marked) and prints the front.
 """
@@ -92,7 +95,7 @@ def _latency_model(target: str, path: str | None, fp_id: str | None):
     return None
 
 
-def build_problem(args):
+def build_problem(args, store=None):
     from distill import Workload
     from measurements import detect
     from search.accuracy_model import AccuracyEstimate
@@ -122,6 +125,11 @@ def build_problem(args):
                                                  seed=args.seed),
            "flash": lambda: FlashAccuracy(ctx, args.flash_steps, seed=args.seed),
            "full": lambda: FullAccuracy(ctx, args.full_steps, seed=args.seed)}[args.accuracy]()
+    if store is not None and args.executor == "local":
+        # an accuracy does not depend on the machine or the run: a candidate this store has
+        # scored (any search, any target) is read back, not distilled again
+        from search.memo import MemoisedObjective
+        acc = MemoisedObjective(acc, store, "accuracy")
     fp = detect("cpu")
     objectives, baseline = [acc], None
     for i, t in enumerate(targets):
@@ -148,10 +156,10 @@ def run(args):
     from measurements import Store
     from search import Search, SearchConfig
 
-    problem = build_problem(args)
-    names = [o.name for o in problem.objectives]
     cfg = SearchConfig(budget=args.budget, q=args.q, n_initial=args.n_initial, seed=args.seed)
     with Store(args.store) as store:
+        problem = build_problem(args, store)
+        names = [o.name for o in problem.objectives]
         s = Search(problem, cfg, store=store, run_id=args.resume, executor=_executor(args))
         print(f"search run {s.run_id}: objectives {', '.join(names)}; budget {args.budget}; "
               f"store {store.path}  (resume: --resume {s.run_id})", flush=True)
@@ -183,6 +191,8 @@ def run(args):
                "budget": {"expensive_evaluations": len(rows),
                           "failed": n_failed,
                           "cheap_objectives": n_cheap,
+                          "accuracy_read_from_store": getattr(problem.objectives[0], "reused",
+                                                              0),
                           "predicted_only": {o.name: len(o.predicted - measured)
                                              for o in problem.objectives
                                              if isinstance(getattr(o, "predicted", None), set)},
@@ -202,7 +212,10 @@ def run(args):
         b = summary["budget"]
         print(f"\nbudget: {b['expensive_evaluations']} evaluated ({b['failed']} failed); "
               + ", ".join(f"{n}: {k} more architectures only predicted"
-                          for n, k in b["predicted_only"].items()))
+                          for n, k in b["predicted_only"].items())
+              + (f"; {names[0]} of {b['accuracy_read_from_store']} read back from the store "
+                 "(scored by an earlier search), not recomputed"
+                 if b["accuracy_read_from_store"] else ""))
         print(f"wrote {out / 'front.json'} and {out / 'front.png'}")
     return 0
 
