@@ -61,7 +61,7 @@ def test_a_second_search_reads_accuracy_back_from_the_store(tmp_path):
     again = hw("search", *ARGS, "--budget", "5", "--store", db, "--out", str(tmp_path / "b"),
                cwd=tmp_path)                    # a new run, same seed: the same candidates
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "proxy[cka] of 5 read back from the store" in again.stdout
+    assert "proxy[cka] of 5 candidates read back from the store" in again.stdout
     a, b = (json.loads((tmp_path / d / "front.json").read_text()) for d in "ab")
     assert a["run_id"] != b["run_id"] and b["budget"]["accuracy_read_from_store"] == 5
     assert [r["proxy[cka]"] for r in a["evaluated"]] == [r["proxy[cka]"] for r in b["evaluated"]]

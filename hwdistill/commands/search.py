@@ -213,8 +213,8 @@ def run(args):
         print(f"\nbudget: {b['expensive_evaluations']} evaluated ({b['failed']} failed); "
               + ", ".join(f"{n}: {k} more architectures only predicted"
                           for n, k in b["predicted_only"].items())
-              + (f"; {names[0]} of {b['accuracy_read_from_store']} read back from the store "
-                 "(scored by an earlier search), not recomputed"
+              + (f"; {names[0]} of {b['accuracy_read_from_store']} candidates read back from "
+                 "the store (scored by an earlier search), not recomputed"
                  if b["accuracy_read_from_store"] else ""))
         print(f"wrote {out / 'front.json'} and {out / 'front.png'}")
     return 0
