@@ -44,10 +44,10 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from distill import PRESETS, StudentConfig, Workload  # noqa: E402
-from measurements import LatencyRecord, Store, detect  # noqa: E402
+from measurements import Store, detect  # noqa: E402
 from perfmodel.baselines import ArchRegressor, FlopsLinear, RooflineLinear  # noqa: E402
-from perfmodel.heldout_intervals import (VALIDATE_TAG, calibrate, program_key,  # noqa: E402
-                                         validation_records)
+from perfmodel.heldout_intervals import (calibrate, program_identity,  # noqa: E402
+                                         validation_record, validation_records)
 from perfmodel.intervals import interval_for  # noqa: E402
 from perfmodel.latency_model import fit_from_store  # noqa: E402
 from perfmodel.predict import Predictor  # noqa: E402
@@ -128,7 +128,7 @@ def main():
 
     with Store(args.store, readonly=True) as store:   # earlier validations of other programs
         cal_records = validation_records(store, fp.id,
-                                         exclude={program_key(c, w) for c, w in pairs})
+                                         exclude={program_identity(c, w) for c, w in pairs})
     pred = Predictor("cpu", model)
     t0 = time.perf_counter()
     predictions = [pred.predict(c, w) for c, w in tqdm(pairs, desc="predict")]
@@ -277,14 +277,9 @@ def main():
         run_id = store.start_run("validate", fingerprint_id=fp.id,
                                  args={"benchmark": "latency_predictor", "seed": args.seed,
                                        "reference": args.reference})
-        n_rec = store.put_latencies([LatencyRecord(
-            fp.id, c.to_dict(), w.to_dict(), float(y[i]),
-            float(np.subtract(*np.percentile(meas.rounds_ms[i], [75, 25]))),
-            float(np.percentile(meas.rounds_ms[i], 90)), len(meas.rounds_ms[i]), run_id=run_id,
-            tag=VALIDATE_TAG, extra={"rounds_ms": meas.rounds_ms[i].tolist(),
-                                     "uncorrected_ms": float(y_raw[i]),
-                                     "drift_corrected": reference is not None})
-            for i, (c, w) in enumerate(pairs)])
+        n_rec = store.put_latencies([validation_record(
+            fp.id, c, w, y[i], meas.rounds_ms[i], run_id, uncorrected_ms=float(y_raw[i]),
+            drift_corrected=reference is not None) for i, (c, w) in enumerate(pairs)])
         store.finish_run(run_id)
     print(f"recorded {n_rec} validation measurements in {args.store} (programs validated "
           "before keep their first record)")

@@ -17,31 +17,24 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
 from common import profile_store  # noqa: E402
 
 
 def records_of(results: dict, source: str, run_id: str):
     """The run's per-program measurements as validation records of its machine."""
+    import dataclasses
+
     from distill import StudentConfig, Workload
-    from measurements import LatencyRecord
-    from perfmodel.heldout_intervals import VALIDATE_TAG
+    from perfmodel.heldout_intervals import validation_record
     fp_id = results["machine"]["fingerprint"]
     when = calendar.timegm(time.strptime(results["machine"]["date"], "%Y-%m-%dT%H:%M:%SZ"))
     corrected = results["measurement"]["drift_corrected"]
-    out = []
-    for p in results["per_program"]:
-        r = np.asarray(p["rounds_ms"], float)
-        out.append(LatencyRecord(
-            fp_id, StudentConfig.from_dict(p["arch"]).to_dict(),
-            Workload.parse(p["workload"]).to_dict(), float(p["measured_ms"]),
-            float(np.subtract(*np.percentile(r, [75, 25]))), float(np.percentile(r, 90)),
-            len(r), run_id=run_id, tag=VALIDATE_TAG, created_at=float(when),
-            extra={"rounds_ms": r.tolist(), "uncorrected_ms": p.get("uncorrected_ms"),
-                   "drift_corrected": corrected, "source": source}))
-    return out
+    return [dataclasses.replace(validation_record(
+        fp_id, StudentConfig.from_dict(p["arch"]), Workload.parse(p["workload"]),
+        p["measured_ms"], p["rounds_ms"], run_id, uncorrected_ms=p.get("uncorrected_ms"),
+        drift_corrected=corrected, source=source), created_at=float(when))
+        for p in results["per_program"]]
 
 
 def main(argv=None):

@@ -36,28 +36,40 @@ from .intervals import LEVEL, conformal_bounds
 from .sweep import PROFILE_TAG
 from .training_set import workload_key
 
-__all__ = ["VALIDATE_TAG", "validation_records", "calibrate", "held_out_table", "program_key"]
+__all__ = ["VALIDATE_TAG", "validation_record", "validation_records", "calibrate",
+           "held_out_table", "program_identity"]
 
 VALIDATE_TAG = "validate"
 MIN_PER_WORKLOAD = 10      # ratios a workload needs for its own centre and scale
 
 
-def program_key(arch, workload) -> tuple[str, str]:
+def program_identity(arch, workload) -> tuple[str, str]:
     """(architecture, workload) as comparable text, from configs or from store records."""
     a = arch.to_dict() if isinstance(arch, StudentConfig) else dict(arch)
     w = workload.to_dict() if isinstance(workload, Workload) else dict(workload)
     return (json.dumps(StudentConfig.from_dict(a).to_dict(), sort_keys=True), workload_key(w))
 
 
+def validation_record(fingerprint_id: str, cfg: StudentConfig, wl: Workload, latency_ms: float,
+                      rounds_ms, run_id: str, **extra) -> LatencyRecord:
+    """One validation measurement as a store record: its median (drift-corrected where it was),
+    the spread of its rounds, and ``extra`` (e.g. the uncorrected latency, its source)."""
+    r = np.asarray(rounds_ms, float)
+    return LatencyRecord(fingerprint_id, cfg.to_dict(), wl.to_dict(), float(latency_ms),
+                         float(np.subtract(*np.percentile(r, [75, 25]))),
+                         float(np.percentile(r, 90)), len(r), run_id=run_id, tag=VALIDATE_TAG,
+                         extra={"rounds_ms": r.tolist(), **extra})
+
+
 def validation_records(store: Store, fingerprint_id: str, *,
                        exclude: Iterable[tuple[str, str]] = ()) -> list[LatencyRecord]:
     """The store's validation measurements of ``fingerprint_id`` whose program was not profiled
-    (not a training label) and is not in ``exclude`` (:func:`program_key` of each)."""
+    (not a training label) and is not in ``exclude`` (:func:`program_identity` of each)."""
     recs = store.latencies(fingerprint_id)
-    trained = {program_key(r.arch, r.workload) for r in recs if r.tag == PROFILE_TAG}
+    trained = {program_identity(r.arch, r.workload) for r in recs if r.tag == PROFILE_TAG}
     skip = trained | set(exclude)
     return [r for r in recs if r.tag == VALIDATE_TAG
-            and program_key(r.arch, r.workload) not in skip]
+            and program_identity(r.arch, r.workload) not in skip]
 
 
 def calibrate(model, records: Iterable[LatencyRecord], predictor=None, *,

@@ -9,7 +9,7 @@ import pytest
 from measurements import Store
 from perfmodel import Predictor
 from perfmodel.heldout_intervals import (VALIDATE_TAG, calibrate, held_out_table,
-                                         program_key, validation_records)
+                                         program_identity, validation_records)
 from perfmodel.intervals import conformal_bounds
 
 from conftest import COMMITTED_STORE
@@ -29,10 +29,10 @@ def validated_store(real_store, tmp_path_factory):
     out = tmp_path_factory.mktemp("validated") / "s.db"
     with Store(path, readonly=True) as src:
         trained = src.latencies(fp_id)
-    seen = {program_key(r.arch, r.workload) for r in trained}
+    seen = {program_identity(r.arch, r.workload) for r in trained}
     with Store(COMMITTED_STORE, readonly=True) as src:
         others = [r for r in src.latencies(fp_id)
-                  if r.tag == "profile" and program_key(r.arch, r.workload) not in seen]
+                  if r.tag == "profile" and program_identity(r.arch, r.workload) not in seen]
     val = [r for w, n in ((W1, 5), (W8, 19))
            for r in [r for r in others if dict(r.workload) == w][:n]]
     val = [dataclasses.replace(r, tag=VALIDATE_TAG) for r in val]
@@ -48,7 +48,7 @@ def test_validations_of_trained_or_excluded_programs_do_not_calibrate(validated_
     with Store(path, readonly=True) as st:
         recs = validation_records(st, fp_id)
         assert len(recs) == 24               # the validation of a trained program is left out
-        skip = {program_key(r.arch, r.workload) for r in recs[:5]}
+        skip = {program_identity(r.arch, r.workload) for r in recs[:5]}
         assert len(validation_records(st, fp_id, exclude=skip)) == 19
 
 

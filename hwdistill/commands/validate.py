@@ -48,11 +48,11 @@ def run(args):
     from tqdm import tqdm
 
     from distill import Workload
-    from measurements import LatencyRecord, Store, detect
+    from measurements import Store, detect
     from perfmodel.latency_model import LatencyModel
     from measurements.errors import InputError
     from perfmodel.predict import Predictor
-    from perfmodel.heldout_intervals import VALIDATE_TAG
+    from perfmodel.heldout_intervals import validation_record
     from perfmodel.sweep import PROFILE_TAG
     from perfmodel.validate import (measure_interleaved, parse_program,
                                     plot_predicted_vs_measured, score, stored_latency_ms)
@@ -102,11 +102,8 @@ def run(args):
         bar.close()
         run_id = store.start_run("validate", fingerprint_id=fp.id, args={"archs": args.archs,
                                                                          "seed": args.seed})
-        store.put_latencies([LatencyRecord(
-            fp.id, c.to_dict(), w.to_dict(), float(m), float(np.subtract(*np.percentile(
-                r, [75, 25]))), float(np.percentile(r, 90)), len(r), run_id=run_id,
-            tag=VALIDATE_TAG, extra={"rounds_ms": list(map(float, r))})
-            for (c, w), m, r in zip(pairs, meas.latency_ms, meas.rounds_ms)])
+        store.put_latencies([validation_record(fp.id, c, w, m, r, run_id)
+                             for (c, w), m, r in zip(pairs, meas.latency_ms, meas.rounds_ms)])
         store.finish_run(run_id)
     s = score(preds, meas.latency_ms)
     s["noise_rounds_within_10pct"] = meas.noise_within_10pct
