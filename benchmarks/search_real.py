@@ -278,6 +278,11 @@ def main(argv=None):
                 report(runs, args, methods, n_evals, time.time() - t0, problem.objectives[0])
 
 
+def _evals_to_reach(curve, target):
+    hit = [i + 1 for i, v in enumerate(curve) if v >= target]
+    return hit[0] if hit else None
+
+
 def report(runs, args, methods, n_evals, wall_s, acc) -> dict:
     """Write the results JSON + PNG over the runs finished so far (``complete`` once every
     method has every seed). Seeds are compared only where every method has finished them."""
@@ -296,15 +301,18 @@ def report(runs, args, methods, n_evals, wall_s, acc) -> dict:
                       "final_hv": cs[:, -1].tolist(), "curve_mean": cs.mean(0).tolist()}
     goal = {}
     if "ours" in summary and common:
-        ours = np.array(summary["ours"]["curve_mean"])
         for m in methods:
             if m not in METHODS or m == "ours" or m not in summary:
                 continue
             target = summary[m]["final_hv_mean"]
-            hit = np.flatnonzero(ours >= target)
+            n = _evals_to_reach(summary["ours"]["curve_mean"], target)
             goal[m] = {"their_final_hv": target, "their_evals": args.budget,
-                       "ours_evals_to_reach": int(hit[0] + 1) if len(hit) else None,
-                       "at_most_half": bool(len(hit) and hit[0] + 1 <= args.budget / 2)}
+                       "ours_evals_to_reach": n,
+                       "at_most_half": n is not None and n <= args.budget / 2,
+                       # the same, seed by seed (ours against that seed's run of theirs)
+                       "per_seed": {str(s): _evals_to_reach(curves[f"ours/s{s}"],
+                                                            curves[f"{m}/s{s}"][-1])
+                                    for s in common}}
     complete = len(common) == args.seeds
     out = {"benchmark": "search_real", "machine": machine_info(),
            "command": "python benchmarks/search_real.py " + " ".join(sys.argv[1:]),

@@ -30,6 +30,11 @@ def test_search_real_tiny_then_replayed(tmp_path):
     assert out["flash_this_invocation"]["distilled"] >= 1
     assert set(out["methods"]) == {"ours", "nsga2", "random", "ours-trust", "ours-nobase"}
     assert set(out["goal"]) == {"nsga2", "random"}      # the variants are not peers
+    for m, g in out["goal"].items():     # seed by seed: the first evaluation reaching theirs
+        n = g["per_seed"]["0"]
+        ours, theirs = out["curves"]["ours/s0"], out["curves"][f"{m}/s0"][-1]
+        assert (n is None and max(ours) < theirs) or (ours[n - 1] >= theirs > (
+            ours[n - 2] if n > 1 else -1)), (m, g)
     for m, p in out["picks"].items():        # every method's picks were measured and predicted
         assert 1 <= p["distinct_measured"] <= 6, (m, p)
         assert p["median_abs_log_error"] >= 0 and p["on_pooled_front"] >= 0
