@@ -23,17 +23,15 @@ from common import profile_store  # noqa: E402
 
 def records_of(results: dict, source: str, run_id: str):
     """The run's per-program measurements as validation records of its machine."""
-    import dataclasses
-
     from distill import StudentConfig, Workload
     from perfmodel.heldout_intervals import validation_record
     fp_id = results["machine"]["fingerprint"]
     when = calendar.timegm(time.strptime(results["machine"]["date"], "%Y-%m-%dT%H:%M:%SZ"))
     corrected = results["measurement"]["drift_corrected"]
-    return [dataclasses.replace(validation_record(
+    return [validation_record(
         fp_id, StudentConfig.from_dict(p["arch"]), Workload.parse(p["workload"]),
-        p["measured_ms"], p["rounds_ms"], run_id, uncorrected_ms=p.get("uncorrected_ms"),
-        drift_corrected=corrected, source=source), created_at=float(when))
+        p["measured_ms"], p["rounds_ms"], run_id, created_at=when,
+        uncorrected_ms=p.get("uncorrected_ms"), drift_corrected=corrected, source=source)
         for p in results["per_program"]]
 
 

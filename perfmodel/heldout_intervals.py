@@ -51,14 +51,17 @@ def program_identity(arch, workload) -> tuple[str, str]:
 
 
 def validation_record(fingerprint_id: str, cfg: StudentConfig, wl: Workload, latency_ms: float,
-                      rounds_ms, run_id: str, **extra) -> LatencyRecord:
+                      rounds_ms, run_id: str, created_at: float | None = None,
+                      **extra) -> LatencyRecord:
     """One validation measurement as a store record: its median (drift-corrected where it was),
-    the spread of its rounds, and ``extra`` (e.g. the uncorrected latency, its source)."""
+    the spread of its rounds, when it was measured (default: now), and ``extra`` (e.g. the
+    uncorrected latency, its source)."""
     r = np.asarray(rounds_ms, float)
     return LatencyRecord(fingerprint_id, cfg.to_dict(), wl.to_dict(), float(latency_ms),
                          float(np.subtract(*np.percentile(r, [75, 25]))),
                          float(np.percentile(r, 90)), len(r), run_id=run_id, tag=VALIDATE_TAG,
-                         extra={"rounds_ms": r.tolist(), **extra})
+                         extra={"rounds_ms": r.tolist(), **extra},
+                         **({} if created_at is None else {"created_at": float(created_at)}))
 
 
 def validation_records(store: Store, fingerprint_id: str, *,
