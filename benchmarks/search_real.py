@@ -212,9 +212,11 @@ def hv_curve(seq, ref) -> list[float]:
 
 
 def picks(runs, methods) -> dict:
-    """Which candidates each method had measured, pooled over seeds: how many, how many lie on
-    the front of everything measured, and how the predictor erred on them (log measured /
-    predicted: > 0 means the candidate was slower than predicted)."""
+    """Which candidates each method had measured: how many (pooled over seeds), how many lie on
+    the front of everything measured, how the predictor erred on them (log measured /
+    predicted: > 0 means the candidate was slower than predicted), and, seed by seed, how many
+    of them ours measured on the same seed (what a variant changes in which candidates get
+    measured)."""
     from search.hypervolume import nondominated
     done = {}
     for seq in runs.values():
@@ -224,14 +226,17 @@ def picks(runs, methods) -> dict:
     order = sorted(done)
     front = {order[i] for i in np.flatnonzero(
         nondominated(np.array([objectives(done[i]) for i in order])))}
+    ids = {key: {t.index for t in seq if t is not None} for key, seq in runs.items()}
     out = {}
     for m in methods:
-        mine = {t.index: t for (mm, _), seq in runs.items() if mm == m for t in seq
-                if t is not None}
-        err = [t.values["f1"] - np.log(t.provenance["baseline_ms"]) for t in mine.values()
-               if t.provenance.get("baseline_ms")]
+        mine = {i for (mm, _), seq in ids.items() if mm == m for i in seq}
+        err = [done[i].values["f1"] - np.log(done[i].provenance["baseline_ms"]) for i in mine
+               if done[i].provenance.get("baseline_ms")]
         out[m] = {"distinct_measured": len(mine),
-                  "on_pooled_front": len(front & set(mine)),
+                  "on_pooled_front": len(front & mine),
+                  "shared_with_ours_same_seed": {
+                      str(s): len(ids[(m, s)] & ids[("ours", s)])
+                      for (mm, s) in ids if mm == m and ("ours", s) in ids},
                   "median_log_measured_over_predicted": float(np.median(err)) if err else None,
                   "median_abs_log_error": float(np.median(np.abs(err))) if err else None}
     return out

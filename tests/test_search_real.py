@@ -38,6 +38,10 @@ def test_search_real_tiny_then_replayed(tmp_path):
     for m, p in out["picks"].items():        # every method's picks were measured and predicted
         assert 1 <= p["distinct_measured"] <= 6, (m, p)
         assert p["median_abs_log_error"] >= 0 and p["on_pooled_front"] >= 0
+        assert set(p["shared_with_ours_same_seed"]) == {"0"}, (m, p)
+        assert 0 <= p["shared_with_ours_same_seed"]["0"] <= p["distinct_measured"], (m, p)
+    own = out["picks"]["ours"]
+    assert own["shared_with_ours_same_seed"]["0"] == own["distinct_measured"]
     assert sum(p["on_pooled_front"] for p in out["picks"].values()) >= 1
     assert all(len(c) == 6 for c in out["curves"].values())
     assert all(c == sorted(c) for c in out["curves"].values())     # hypervolume never drops
