@@ -61,7 +61,7 @@ def validation_record(fingerprint_id: str, cfg: StudentConfig, wl: Workload, lat
                          float(np.subtract(*np.percentile(r, [75, 25]))),
                          float(np.percentile(r, 90)), len(r), run_id=run_id, tag=VALIDATE_TAG,
                          extra={"rounds_ms": r.tolist(), **extra},
-                         **({} if created_at is None else {"created_at": float(created_at)}))
+                         created_at=time.time() if created_at is None else float(created_at))
 
 
 def validation_records(store: Store, fingerprint_id: str, *,
