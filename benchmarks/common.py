@@ -53,16 +53,12 @@ STORES = Path(__file__).parent / "store"
 
 
 def profile_store(fingerprint_id: str) -> Path:
-    """The profile store of a machine: ``store/cpu.db`` if it holds that machine (the first
-    host profiled), else ``store/cpu_<fingerprint>.db`` (committed for later hosts; where a
-    new host's profile goes)."""
-    from measurements import Store
-    first = STORES / "cpu.db"
-    if first.exists():
-        with Store(first, readonly=True) as st:
-            if any(fp.id == fingerprint_id for fp in st.fingerprints()):
-                return first
-    return STORES / f"cpu_{fingerprint_id}.db"
+    """The profile store of a machine: its own ``store/cpu_<fingerprint>.db`` (a workload-grid
+    profile) if there is one, else ``store/cpu.db`` if that holds the machine (the first host
+    profiled, two workloads), else ``store/cpu_<fingerprint>.db`` (where its profile goes)."""
+    from perfmodel.latency_model import shipped_store
+    return (shipped_store(fingerprint_id, STORES)
+            or STORES / f"cpu_{fingerprint_id}.db")
 
 
 def cpu_latency_model(fp, *, why: str = "the analytic roofline is used instead",

@@ -44,10 +44,28 @@ from .training_set import OP_TARGETS, training_set
 
 __all__ = ["LatencyModel", "fit_from_store", "ModelError", "ARTIFACT_VERSION", "OP_TARGETS",
            "default_model_dir", "missing_model_message", "models_for_target",
-           "SHIPPED_STORE"]
+           "SHIPPED_STORES", "shipped_store"]
 
-# the profile store committed with the repository (present in a clone, not in a wheel)
-SHIPPED_STORE = Path(__file__).resolve().parent.parent / "benchmarks" / "store" / "cpu.db"
+# the profile stores committed with the repository (present in a clone, not in a wheel)
+SHIPPED_STORES = Path(__file__).resolve().parent.parent / "benchmarks" / "store"
+
+
+def shipped_store(fingerprint_id: str, stores: Path = SHIPPED_STORES) -> Path | None:
+    """The repository's profile store of this machine, or None: its own ``cpu_<fingerprint>.db``
+    (a workload-grid profile) if committed, else ``cpu.db`` (the first host's, two workloads) if
+    that holds this machine. A damaged ``cpu.db`` counts as not this machine's."""
+    own = stores / f"cpu_{fingerprint_id}.db"
+    if own.is_file():
+        return own
+    first = stores / "cpu.db"
+    if first.is_file():
+        try:
+            with Store(first, readonly=True) as s:
+                if fingerprint_id in {f.id for f in s.fingerprints()}:
+                    return first
+        except Exception:   # noqa: BLE001 - a damaged shipped store only loses the hint
+            pass
+    return None
 
 
 def default_model_dir(fingerprint_id: str) -> Path:
@@ -82,15 +100,10 @@ def missing_model_message(fingerprint_id: str) -> str:
     msg = (f"no latency model for this machine (fingerprint {fingerprint_id}) in "
            f"{default_model_dir(fingerprint_id)}; run `hwdistill run` (profiles and fits one), "
            "or `hwdistill profile` then `hwdistill fit`")
-    if SHIPPED_STORE.is_file():
-        try:
-            with Store(SHIPPED_STORE, readonly=True) as s:
-                here = fingerprint_id in {f.id for f in s.fingerprints()}
-        except Exception:   # noqa: BLE001 - a damaged shipped store only loses the hint
-            here = False
-        if here:
-            msg += (f"; the repository's store was profiled on this machine: `hwdistill fit "
-                    f"--store {SHIPPED_STORE}` fits from it in seconds")
+    shipped = shipped_store(fingerprint_id)
+    if shipped is not None:
+        msg += (f"; the repository's store {shipped.name} was profiled on this machine: "
+                f"`hwdistill fit --store {shipped}` fits from it in seconds")
     return msg
 
 ARTIFACT_VERSION = 1

@@ -286,3 +286,24 @@ def test_an_empty_validation_is_refused_not_crashed():
     from perfmodel.validate import measure_interleaved
     with pytest.raises(InputError, match="nothing to measure"):
         measure_interleaved([], reference=None)
+
+
+def test_shipped_store_prefers_the_machines_own_grid_store(tmp_path):
+    """`hwdistill predict`'s hint and the benchmarks find a machine's committed store: its own
+    cpu_<fp>.db first, else cpu.db if that holds it; a damaged cpu.db is nobody's."""
+    from conftest import make_fp
+    from measurements import Store
+    from perfmodel.latency_model import missing_model_message, shipped_store
+    here, other = make_fp(cpu_model="Here CPU"), make_fp(cpu_model="Other CPU")
+    assert shipped_store(here.id, tmp_path) is None
+    with Store(tmp_path / "cpu.db") as st:
+        st.register_fingerprint(other)
+    assert shipped_store(here.id, tmp_path) is None
+    assert shipped_store(other.id, tmp_path) == tmp_path / "cpu.db"
+    own = tmp_path / f"cpu_{other.id}.db"
+    with Store(own) as st:
+        st.register_fingerprint(other)
+    assert shipped_store(other.id, tmp_path) == own
+    (tmp_path / "cpu.db").write_bytes(b"not a database")
+    assert shipped_store(here.id, tmp_path) is None
+    assert "no latency model" in missing_model_message(here.id)
