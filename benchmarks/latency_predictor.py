@@ -82,6 +82,10 @@ def main():
     ap.add_argument("--reference", default="bert-mini@8,128",
                     help="ARCH@WORKLOAD timed run by run beside every program to correct machine "
                          "speed drift ('none': plain interleaved rounds)")
+    ap.add_argument("--name", default="latency_predictor",
+                    help="results file name under benchmarks/results/ (default "
+                         "latency_predictor): another keeps a second host's or a calibration "
+                         "run's figures beside the committed ones")
     args = ap.parse_args()
     workloads = [Workload.parse(w) for w in (args.workload or ["1,128", "8,128"])]
     reference = None if args.reference == "none" else parse_program(args.reference)
@@ -283,7 +287,7 @@ def main():
         store.finish_run(run_id)
     print(f"recorded {n_rec} validation measurements in {args.store} (programs validated "
           "before keep their first record)")
-    path = write_result("latency_predictor", result)
+    path = write_result(args.name, result)
     plot_predicted_vs_measured({k: (v, y) for k, v in preds.items()},
                                path.with_suffix(".png"),
                                f"{len(pairs)} held-out programs, {fp.cpu_model}")
