@@ -1,7 +1,9 @@
 """Build the op-list table shipped with the package (``perfmodel/oplists_cpu.json.gz``): the op
 lists of every reference program (:mod:`perfmodel.parts`) the default search space needs at
 the given workloads, so that predicting over the default space compiles nothing on a fresh
-clone. Compiles go through a disk cache (``--cache``), so an interrupted build resumes.
+clone. Compiles go through a disk cache (``--cache``), so an interrupted build resumes, and
+the programs the existing table holds (if built with this jax and these XLA flags) are taken
+from it, so a rebuild compiles only what changed.
 
     python benchmarks/build_part_table.py --workloads 8,128 1,128 --jobs 2
 
@@ -45,7 +47,7 @@ def signatures(space) -> list[StudentConfig]:
 
 
 def programs_of(sigs, workloads) -> list[tuple[StudentConfig, Workload]]:
-    progs = {(p, wl) for s in sigs for p in parts.plan(s) for wl in workloads}
+    progs = {(p, wl) for s in sigs for p in parts.programs(s) for wl in workloads}
     return sorted(progs, key=lambda pw: (str(pw[1]), str(pw[0].to_dict())))
 
 
@@ -76,6 +78,22 @@ def _compile_star(args) -> int:
     return len(args[1])
 
 
+def _seed_from_table(path: Path, cache: OpListCache, progs) -> int:
+    """Put the programs an existing table already holds (built with this jax and these XLA
+    flags) into the cache, so that a rebuild after a change of the program set compiles only
+    the new programs."""
+    if not path.is_file():
+        return 0
+    old, n = ShippedOpLists(path), 0
+    for c, w in progs:
+        if not cache._path("cpu", c, w).exists():
+            ops = old.get("cpu", c, w)
+            if ops is not None:
+                cache.put("cpu", c, w, ops)
+                n += 1
+    return n
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,6 +114,9 @@ def main(argv=None):
     t0 = time.time()
     sigs = signatures(space)
     progs = programs_of(sigs, workloads)
+    seeded = _seed_from_table(Path(args.out), cache, progs)
+    if seeded:
+        print(f"{seeded} programs taken from the existing table {args.out} (valid here)")
     todo = [(c, w) for c, w in progs if not cache._path("cpu", c, w).exists()]
     print(f"{len(sigs)} signatures -> {len(progs)} reference programs over {len(workloads)} "
           f"workload(s); {len(todo)} to compile", flush=True)
@@ -129,6 +150,7 @@ def main(argv=None):
                   "space_sha256": hashlib.sha256(repr(space_text).encode()).hexdigest()[:16],
                   "workloads": [str(w) for w in workloads], "signatures": len(sigs),
                   "programs": len(progs), "compiled_now": len(todo),
+                  "taken_from_previous_table": seeded,
                   "build_s": round(time.time() - t0, 1)}
     path = ShippedOpLists.write(args.out, "cpu", table, built_with)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): {built_with}")

@@ -40,7 +40,10 @@ from collections import Counter
 
 from distill import StudentConfig
 
-__all__ = ["reference_heads", "references", "plan", "Weights", "REFERENCE_HEAD_SIZE"]
+from .growth import grows_with_depth
+
+__all__ = ["reference_heads", "references", "plan", "plan_references", "programs", "Weights",
+           "REFERENCE_HEAD_SIZE"]
 
 REFERENCE_HEAD_SIZE = 32
 
@@ -80,14 +83,29 @@ def references(cfg: StudentConfig) -> dict[StudentConfig, int]:
     return {r: k for r, k in coef.items() if k}
 
 
+def plan_references(cfg: StudentConfig, *, exact: bool = False) -> dict[StudentConfig, int]:
+    """The signatures (``num_layers=1``) whose programs :func:`plan` takes, with their
+    coefficients: the signature itself for the exact method, else :func:`references`."""
+    return {cfg.replace(num_layers=1): 1} if exact else references(cfg)
+
+
 def plan(cfg: StudentConfig, *, exact: bool = False) -> dict[StudentConfig, Weights]:
     """Programs (configs with 1, 2 or 3 layers) and their weights: the composed total of any
     quantity at ``L`` layers is ``sum(w1 * t)`` at ``L == 1`` and ``sum((a + b * L) * t)``
     at ``L >= 2`` over the programs' totals ``t``. ``exact=True`` gives the exact method
     (the signature's own 1/2/3-layer programs)."""
-    refs = {cfg.replace(num_layers=1): 1} if exact else references(cfg)
     out: dict[StudentConfig, Weights] = {}
-    for ref, k in refs.items():
+    for ref, k in plan_references(cfg, exact=exact).items():
         for n, (w1, a, b) in _EXACT.items():
             out[ref.replace(num_layers=n)] = (k * w1, k * a, k * b)
+    return out
+
+
+def programs(cfg: StudentConfig, *, exact: bool = False) -> list[StudentConfig]:
+    """Every program a prediction of ``cfg``'s signature compiles: :func:`plan`'s, and the
+    4-layer program of each reference whose per-layer ops grow with depth
+    (:mod:`perfmodel.growth`)."""
+    out = list(plan(cfg, exact=exact))
+    out += [r.replace(num_layers=4) for r in plan_references(cfg, exact=exact)
+            if grows_with_depth(r.normalization)]
     return out

@@ -6,7 +6,11 @@ minus the 2-layer list; 1-layer programs are taken as they are). Extrapolating f
 instead was measured to be off by up to 8% in bytes and 5% in op count, because XLA fuses
 across the first layer boundary differently. That is the *exact* method
 (``Predictor(..., exact=True)``): the 1/2/3-layer programs of every distinct *signature*
-(every field but ``num_layers``) are compiled.
+(every field but ``num_layers``) are compiled. Not every layer is the same with NoNorm: XLA:CPU
+re-computes the residual chain in each layer's fusions, so they grow with depth; for NoNorm
+signatures the 4-layer program is compiled too and the growth, an arithmetic progression,
+corrects the extrapolation exactly (:mod:`perfmodel.growth`; the linear one under-counted
+mobilebert-tiny@8x128's bytes by 23%).
 
 By default on CPU the signature's totals are *composed* (:mod:`perfmodel.parts`) from the
 exact totals of up to four reference signatures that vary one effect each (the factorised
@@ -36,6 +40,7 @@ from distill import StudentConfig, Workload
 
 from . import parts
 from .features import op_kind
+from .growth import LayerGrowth, grows_with_depth, layer_growth, op_key
 from .hardware import spec_for
 from .hlo import HloOp, executed_ops
 from .intervals import interval_for
@@ -67,21 +72,22 @@ class Prediction:
 @dataclasses.dataclass
 class _Sig:
     """A signature's totals as arithmetic in the number of layers: ``one`` at 1 layer,
-    ``a + L * b`` at L >= 2 (no pass over op lists on the hot path)."""
+    ``a + L * b`` at L >= 2 (no pass over op lists on the hot path), plus, for references whose
+    per-layer ops grow with depth (:mod:`perfmodel.growth`; ``grow``: reference, coefficient),
+    a correction per L >= 4 (``extra``, filled by the predictor before it is read)."""
 
     one: dict[str, float]
     a: dict[str, float]
     b: dict[str, float]
+    grow: tuple[tuple[StudentConfig, int], ...] = ()
+    extra: dict[int, dict[str, float]] = dataclasses.field(default_factory=dict)
 
     def ext(self, L: int, key: str) -> float:
         """Total ``key`` at L layers."""
-        return self.one[key] if L == 1 else self.a[key] + L * self.b[key]
-
-
-def _op_key(o: HloOp) -> tuple:
-    """What the per-op quantities depend on (not the op's name or metadata)."""
-    return (o.opcode, o.fusion_kind, o.fused_opcodes, o.result, o.operands, o.flops,
-            o.transcendentals, o.bytes_accessed, o.dot_dims, o.custom_kind)
+        if L == 1:
+            return self.one[key]
+        return self.a[key] + L * self.b[key] + (self.extra[L][key] if self.grow and L >= 4
+                                                else 0.0)
 
 
 _DEFAULT = object()
@@ -105,6 +111,8 @@ class Predictor:
         self.table = ShippedOpLists.default(target) if table is _DEFAULT else table
         self._sigs: dict[tuple, _Sig] = {}
         self._programs: dict[tuple, dict[str, float]] = {}
+        self._growth: dict[tuple, LayerGrowth | None] = {}      # (reference, workload)
+        self._grown: dict[tuple, dict[str, float]] = {}         # (reference, workload, L)
         self._op_memo: dict[tuple, tuple[float, float, float]] = {}
         kinds = (model.summary.get("training_op_kinds") if model is not None else None)
         self._seen_kinds = None if kinds is None else frozenset(kinds)
@@ -146,7 +154,7 @@ class Predictor:
         memoised per distinct op; new ops are predicted in one call. Returns the ops' memo
         keys."""
         memo = self._op_memo
-        keys = [_op_key(o) for o in ops]
+        keys = [op_key(o) for o in ops]
         new = {k: o for k, o in zip(keys, ops) if k not in memo}
         if new:
             new_ops = list(new.values())
@@ -169,12 +177,13 @@ class Predictor:
                 "pred_us": sum(memo[k][1] for k in keys),
                 "unseen_ops": sum(memo[k][2] for k in keys)}
 
-    def _load_programs(self, progs, wl: Workload) -> None:
-        """Totals of the programs not seen yet, their new ops predicted in one batch."""
+    def _load_programs(self, progs, wl: Workload, lists: dict | None = None) -> None:
+        """Totals of the programs not seen yet, their new ops predicted in one batch
+        (``lists``: op lists already at hand, by program)."""
         todo = [p for p in progs if (p, wl) not in self._programs]
         if not todo:
             return
-        lists = [self._compile_ops(p, wl) for p in todo]
+        lists = [(lists or {}).get(p) or self._compile_ops(p, wl) for p in todo]
         keys = self._memo_ops([o for ops in lists for o in ops])
         i = 0
         for p, ops in zip(todo, lists):
@@ -188,11 +197,16 @@ class Predictor:
 
     # -- signatures -------------------------------------------------------------------------
     def _sig(self, cfg: StudentConfig, wl: Workload) -> _Sig:
+        """The signature's totals, with the depth-growth correction at ``cfg.num_layers``."""
         key = (cfg.replace(num_layers=1), wl)
         sig = self._sigs.get(key)
         if sig is None:
             wl.check(cfg)
             acc = [dict.fromkeys(QUANTITIES, 0.0) for _ in range(3)]
+            refs = parts.plan_references(key[0], exact=self.exact)
+            grow = tuple((r, k) for r, k in refs.items() if grows_with_depth(r.normalization))
+            for ref, _ in grow:
+                self._load_growth(ref, wl)
             plan = parts.plan(key[0], exact=self.exact)
             self._load_programs(plan, wl)
             for prog, weights in plan.items():
@@ -201,8 +215,48 @@ class Predictor:
                     if w:      # 0 * nan (XLA cycles on CPU) must not poison a total
                         for q in QUANTITIES:
                             d[q] += w * t[q]
-            sig = self._sigs[key] = _Sig(*acc)
+            sig = self._sigs[key] = _Sig(*acc, grow=grow)
+        L = cfg.num_layers
+        if sig.grow and L >= 4 and L not in sig.extra:
+            extra = dict.fromkeys(QUANTITIES, 0.0)
+            for ref, k in sig.grow:
+                for q, v in self._growth_totals(ref, wl, L).items():
+                    extra[q] += k * v
+            sig.extra[L] = extra
         return sig
+
+    def _load_growth(self, ref: StudentConfig, wl: Workload) -> None:
+        """How the reference's per-layer ops grow (from its 2/3/4-layer programs, whose totals
+        are loaded on the way)."""
+        if (ref, wl) in self._growth:
+            return
+        progs = [ref.replace(num_layers=n) for n in (2, 3, 4)]
+        lists = {p: self._compile_ops(p, wl) for p in progs}
+        self._load_programs(progs, wl, lists)
+        self._growth[(ref, wl)] = layer_growth(*(lists[p] for p in progs))
+
+    def _growth_totals(self, ref: StudentConfig, wl: Workload, L: int) -> dict[str, float]:
+        """The reference's totals at L layers minus their linear extrapolation: from the
+        synthesised growing ops, or from the compiled L-layer program when the growth is not
+        a progression (:func:`perfmodel.growth.layer_growth`)."""
+        key = (ref, wl, L)
+        if key not in self._grown:
+            g = self._growth[(ref, wl)]
+            corr = None if g is None else g.correction(L)
+            if corr is None:
+                full = ref.replace(num_layers=L)
+                self._load_programs([full], wl)
+                t, t2, t3 = (self._programs[(p, wl)] for p in
+                             (full, ref.replace(num_layers=2), ref.replace(num_layers=3)))
+                out = {q: t[q] - t2[q] - (L - 2) * (t3[q] - t2[q]) for q in QUANTITIES}
+            else:
+                plus, minus = corr
+                tp = self._totals(plus, self._memo_ops(plus))
+                tm = self._totals(minus, self._memo_ops(minus))
+                out = {q: tp[q] - tm[q] for q in QUANTITIES}
+            # XLA cycles are nan on CPU: no correction rather than a poisoned total
+            self._grown[key] = {q: 0.0 if math.isnan(v) else v for q, v in out.items()}
+        return self._grown[key]
 
     def op_list_totals(self, cfg: StudentConfig, wl: Workload) -> dict[str, float]:
         """Totals of the extrapolated (composed) op list (flops, bytes, ops) for checks and

@@ -97,7 +97,7 @@ def test_a_reference_signature_costs_what_the_exact_method_costs():
 def test_second_predictor_on_the_same_cache_compiles_nothing(shared):
     d, _, comp = shared
     n = comp.stats()["programs"]
-    assert comp.compiles == n == len({p for c in CONFIGS for p in parts.plan(c)})
+    assert comp.compiles == n == len({p for c in CONFIGS for p in parts.programs(c)})
     b = Predictor("cpu", cache=OpListCache(d), table=None)
     for c in CONFIGS:
         assert _same(b.predict(c, WL), comp.predict(c, WL))
@@ -121,7 +121,7 @@ def test_shipped_table_serves_op_lists_and_is_ignored_after_a_version_change(
     d, _, comp = shared
     cfg = CONFIGS[2]
     cache = OpListCache(d)
-    table = {program_key("cpu", p, WL): cache.get("cpu", p, WL) for p in parts.plan(cfg)}
+    table = {program_key("cpu", p, WL): cache.get("cpu", p, WL) for p in parts.programs(cfg)}
     path = ShippedOpLists.write(tmp_path / "oplists_cpu.json.gz", "cpu", table,
                                 {"note": "test"})
     raw = json.loads(gzip.decompress(path.read_bytes()))
