@@ -33,6 +33,7 @@ import xgboost as xgb
 from scipy.optimize import nnls
 
 from measurements import Store, hostlock
+from measurements.store import StoreError
 from measurements.errors import HwdistillError
 
 from .features import FEATURE_NAMES, FEATURE_SCHEMA, feature_matrix, op_kind
@@ -53,18 +54,15 @@ SHIPPED_STORES = Path(__file__).resolve().parent.parent / "benchmarks" / "store"
 def shipped_store(fingerprint_id: str, stores: Path = SHIPPED_STORES) -> Path | None:
     """The repository's profile store of this machine, or None: its own ``cpu_<fingerprint>.db``
     (a workload-grid profile) if committed, else ``cpu.db`` (the first host's, two workloads) if
-    that holds this machine. A damaged ``cpu.db`` counts as not this machine's."""
+    that holds this machine (a damaged one raises the store's error)."""
     own = stores / f"cpu_{fingerprint_id}.db"
     if own.is_file():
         return own
     first = stores / "cpu.db"
     if first.is_file():
-        try:
-            with Store(first, readonly=True) as s:
-                if fingerprint_id in {f.id for f in s.fingerprints()}:
-                    return first
-        except Exception:   # noqa: BLE001 - a damaged shipped store only loses the hint
-            pass
+        with Store(first, readonly=True) as s:
+            if fingerprint_id in {f.id for f in s.fingerprints()}:
+                return first
     return None
 
 
@@ -100,7 +98,10 @@ def missing_model_message(fingerprint_id: str) -> str:
     msg = (f"no latency model for this machine (fingerprint {fingerprint_id}) in "
            f"{default_model_dir(fingerprint_id)}; run `hwdistill run` (profiles and fits one), "
            "or `hwdistill profile` then `hwdistill fit`")
-    shipped = shipped_store(fingerprint_id)
+    try:
+        shipped = shipped_store(fingerprint_id, SHIPPED_STORES)
+    except StoreError:   # a damaged shipped store only loses the hint
+        shipped = None
     if shipped is not None:
         msg += (f"; the repository's store {shipped.name} was profiled on this machine: "
                 f"`hwdistill fit --store {shipped}` fits from it in seconds")

@@ -288,11 +288,12 @@ def test_an_empty_validation_is_refused_not_crashed():
         measure_interleaved([], reference=None)
 
 
-def test_shipped_store_prefers_the_machines_own_grid_store(tmp_path):
+def test_shipped_store_prefers_the_machines_own_grid_store(tmp_path, monkeypatch):
     """`hwdistill predict`'s hint and the benchmarks find a machine's committed store: its own
-    cpu_<fp>.db first, else cpu.db if that holds it; a damaged cpu.db is nobody's."""
+    cpu_<fp>.db first, else cpu.db if that holds it; a damaged cpu.db is an error."""
     from conftest import make_fp
     from measurements import Store
+    from measurements.store import StoreError
     from perfmodel.latency_model import missing_model_message, shipped_store
     here, other = make_fp(cpu_model="Here CPU"), make_fp(cpu_model="Other CPU")
     assert shipped_store(here.id, tmp_path) is None
@@ -304,6 +305,13 @@ def test_shipped_store_prefers_the_machines_own_grid_store(tmp_path):
     with Store(own) as st:
         st.register_fingerprint(other)
     assert shipped_store(other.id, tmp_path) == own
-    (tmp_path / "cpu.db").write_bytes(b"not a database")
-    assert shipped_store(here.id, tmp_path) is None
-    assert "no latency model" in missing_model_message(here.id)
+    for f in tmp_path.glob("cpu.db*"):
+        f.unlink()
+    (tmp_path / "cpu.db").write_bytes(b"not a database " * 100)
+    with pytest.raises(StoreError, match="cpu.db"):       # a damaged store is not skipped
+        shipped_store(here.id, tmp_path)
+    monkeypatch.setattr("perfmodel.latency_model.SHIPPED_STORES", tmp_path)
+    msg = missing_model_message(here.id)          # the hint goes without it
+    assert "no latency model" in msg and "cpu.db" not in msg
+    own.rename(tmp_path / f"cpu_{here.id}.db")
+    assert f"cpu_{here.id}.db was profiled on this machine" in missing_model_message(here.id)
