@@ -246,9 +246,11 @@ class Predictor:
             if corr is None:
                 full = ref.replace(num_layers=L)
                 self._load_programs([full], wl)
-                t, t2, t3 = (self._programs[(p, wl)] for p in
-                             (full, ref.replace(num_layers=2), ref.replace(num_layers=3)))
-                out = {q: t[q] - t2[q] - (L - 2) * (t3[q] - t2[q]) for q in QUANTITIES}
+                linear = parts.plan(ref, exact=True)     # its own 1/2/3-layer weights
+                t = self._programs[(full, wl)]
+                out = {q: t[q] - sum((a + b * L) * self._programs[(p, wl)][q]
+                                     for p, (_, a, b) in linear.items() if a or b)
+                       for q in QUANTITIES}
             else:
                 plus, minus = corr
                 tp = self._totals(plus, self._memo_ops(plus))
