@@ -159,7 +159,8 @@ def main():
         # drift-corrected measurements, the whole (factor) on today's uncorrected one
         recal, _ = recalibrate(Predictor("cpu", model), fp, default_anchors(workloads),
                                reference=reference, reference_ms=ref_anchor,
-                               rounds=args.rounds, budget_s=args.budget_s, progress=print)
+                               rounds=args.rounds, budget_s=args.budget_s, profiled=train,
+                               progress=print)
         print(recal.describe())
     bar = tqdm(total=len(pairs) * (args.rounds + 1), desc="measure")
     meas = measure_interleaved(pairs, rounds=args.rounds, budget_s=args.budget_s,

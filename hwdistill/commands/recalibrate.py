@@ -6,8 +6,13 @@
 
 A shared host drifts (tens of percent over minutes to days) and not alike for every workload.
 This times three small presets (bert-tiny, bert-mini, mobilebert-tiny) at each --workload,
-about a minute in all, and stores the correction with the session: per workload the median of
-its anchors' measured / predicted, and the median over all anchors for workloads without any.
+about a minute in all, and stores the correction with the session. Each anchor estimates how
+far its workload has moved since profiling: its measured latency over its own profiled one in
+--store (not over the model's prediction, which would pass the model's error on that preset on
+to every program), or, at a workload it was never profiled at, measured / predicted less the
+model's error on that preset elsewhere. Per workload, the anchors' median is shrunk toward the
+overall median, and that toward no correction, by how far they stand out from the anchors'
+own scatter: a few noisy anchors cannot move a workload much, a clear shift is applied.
 `hwdistill predict` and `validate` apply the newest recalibration younger than their
 --recalibration-max-age-h (default 12 h); `validate` scores the predictions with and without it.
 Run it with the machine otherwise idle: the anchors are timings.
@@ -69,10 +74,13 @@ def run(args):
         pred = Predictor("cpu", model, cache=OpListCache.default())
         rec, records = recalibrate(pred, fp, default_anchors(workloads), budget_s=args.budget_s,
                                    reference=reference, reference_ms=ref_ms, rounds=args.rounds,
-                                   progress=print)
+                                   profiled=store.latencies(fp.id), progress=print)
         run_id = save(store, rec, fp, records)
-    print_table([{**a, "measured/predicted": f"{a['measured_ms'] / a['predicted_ms']:.3f}"}
-                 for a in rec.anchors])
+    print_table([{"arch": a["arch"], "workload": a["workload"],
+                  "predicted_ms": f"{a['predicted_ms']:.3f}",
+                  "measured_ms": f"{a['measured_ms']:.3f}",
+                  "measured/predicted": f"{a['measured_ms'] / a['predicted_ms']:.3f}",
+                  "machine change": f"{math.exp(a['estimate']):.3f}"} for a in rec.anchors])
     print(rec.describe())
     print(f"stored as run {run_id}; predict and validate apply it for the next hours")
     return 0
