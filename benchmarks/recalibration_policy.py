@@ -95,14 +95,25 @@ def main(argv=None):
         sources = {"held-out presets": (
             [(r["preset"], PRESETS[r["preset"]], w) for r, (_, w) in zip(rows, pairs)
              if r["preset"] in ANCHOR_PRESETS], y[is_anchor])}
-        if run.get("recalibration"):
-            an = run["recalibration"]["anchors"]
-            sources["run"] = ([(a["arch"], PRESETS[a["arch"]], Workload.parse(a["workload"]))
-                               for a in an], np.array([a["measured_ms"] for a in an]))
         ev = ~is_anchor
         entry = {"result": path, "date": run["machine"].get("date"), "store": str(store),
                  "fingerprint": fp_id, "programs_scored": int(ev.sum()), "sources": {}}
         print(f"{path} ({fp_id}, {run['machine'].get('date')}): {ev.sum()} programs scored")
+        if run.get("recalibration"):
+            an = run["recalibration"]["anchors"]
+            sources["run"] = ([(a["arch"], PRESETS[a["arch"]], Workload.parse(a["workload"]))
+                               for a in an], np.array([a["measured_ms"] for a in an]))
+            # the anchors (timed within minutes) against the same programs' measurement in
+            # the run's interleaved rounds (spread over the run)
+            same = {(r["preset"], r["workload"]): r["measured_ms"] for r in rows if r["preset"]}
+            ratio = [a["measured_ms"] / same[(a["arch"], a["workload"])] for a in an
+                     if (a["arch"], a["workload"]) in same]
+            entry["run_anchors_over_held_out_rounds"] = {
+                "min": min(ratio), "max": max(ratio),
+                "median_abs_log": float(np.median(np.abs(np.log(ratio))))}
+            print(f"  the run's anchors read {min(ratio):.2f}-{max(ratio):.2f}x the same "
+                  "programs' measurement in its held-out rounds (median |log| "
+                  f"{entry['run_anchors_over_held_out_rounds']['median_abs_log']:.3f})")
         for src, (anchors, measured) in sources.items():
             res = {}
             for policy, (offsets, pooled) in offsets_by_policy(

@@ -21,9 +21,11 @@ log(measured / profiled), free of the model; at a workload it was not profiled a
 log(measured / predicted) less the model's error on that architecture (its median
 log(profiled / predicted) over the workloads it was profiled at).
 
-*Shrunk, because anchors are few and noisy.* Three anchors timed within a minute on this host
-disagree by 5% (clean) to 30% (when another tenant's burst hits two of the three rounds of one
-anchor, measured 11-29: bert-tiny@1x512 rounds 6.88 / 5.57 / 7.70 ms). A workload's offset is its
+*Shrunk, because anchors are few and noisy.* Anchors of one workload scatter by 6% even when
+timed like the held-out programs (log sd 0.061 and 0.060 on the two hosts' runs), and timed
+within a few minutes they can be far off: the Intel run's 18 anchors read 0.79-1.36x the same
+programs' latency in that run's interleaved rounds (median 6% off), when another tenant's
+burst outlasts an anchor's rounds. A workload's offset is its
 anchors' median shrunk toward the grand median by how much the workloads' medians differ beyond
 that noise, and the grand median shrunk toward 0 by its own standard error (empirical Bayes,
 :func:`shrink_offsets`): with no real shift the correction stays near 1, with a shift several
