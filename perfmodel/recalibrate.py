@@ -11,23 +11,22 @@ gives an estimate of how far that workload has moved since profiling.
 *What an anchor estimates: the machine's change, not the model's error.* An anchor's
 log(measured / predicted) is the machine's change *plus* the model's own error on that
 architecture, and the second was the larger: on the very profiles they were trained on, the
-model predicts bert-tiny 11% and 13% low (the two hosts' grid stores), bert-mini 6% and 8% low,
-mobilebert-tiny within 1.3%, so per-workload medians of log(measured / predicted) moved every
-workload by the anchors' model error (re-scored on the
-committed runs, ``python benchmarks/recalibration_policy.py``: within +-10% 0.830 -> 0.733 on the
-Intel run with clean anchors, 0.558 with the anchors that run timed). So an anchor profiled at its
+model predicts bert-tiny 11% and 12% low (the two hosts' grid stores), bert-mini 3% and 8% low,
+mobilebert-tiny within 2.5%, so per-workload medians of log(measured / predicted) moved every
+workload by the anchors' model error (re-scored on the committed runs, ``python
+benchmarks/recalibration_policy.py``: within +-10% 0.836 -> 0.739 on the Intel run with clean
+anchors, 0.567 with the anchors that run timed). So an anchor profiled at its
 workload (``profiled``: the store's profile records) is compared with its own profiled latency,
 log(measured / profiled), free of the model; at a workload it was not profiled at, its
 log(measured / predicted) less the model's error on that architecture (its median
 log(profiled / predicted) over the workloads it was profiled at).
 
-*Shrunk, because anchors are few and noisy.* Anchors of one workload scatter by 6% even when
-timed like the held-out programs (log sd 0.061 and 0.060 on the two hosts' runs), and timed
-within a few minutes they can be far off: the Intel run's 18 anchors read 0.79-1.36x the same
+*Shrunk, because anchors are few and noisy.* Anchors of one workload scatter by 5-6% even when
+timed like the held-out programs (log sd 0.060 and 0.054 on the two hosts' runs), and timed
+within a few minutes they can be far off: the Intel run's 18 anchors read 0.78-1.36x the same
 programs' latency in that run's interleaved rounds (median 6% off), when another tenant's
-burst outlasts an anchor's rounds. A workload's offset is its
-anchors' median shrunk toward the grand median by how much the workloads' medians differ beyond
-that noise, and the grand median shrunk toward 0 by its own standard error (empirical Bayes,
+burst outlasts an anchor's rounds. A workload's offset is its anchors' median shrunk toward
+the grand median by how much the workloads' medians differ beyond that noise, and the grand median shrunk toward 0 by its own standard error (empirical Bayes,
 :func:`shrink_offsets`): with no real shift the correction stays near 1, with a shift several
 times the anchors' noise it is applied nearly whole. A workload without anchors takes the shrunk
 grand median (``pooled``).
@@ -73,7 +72,7 @@ ANCHOR_TAG = "anchor"
 # small, medium and bottlenecked shapes; quick to time (each well under a second per call)
 ANCHOR_PRESETS = ("bert-tiny", "bert-mini", "mobilebert-tiny")
 #: the least scatter assumed of one anchor's estimate (log scale), below what clean anchors of
-#: one workload scattered by on the two hosts' committed runs (0.061 and 0.060,
+#: one workload scattered by on the two hosts' committed runs (0.060 and 0.054,
 #: benchmarks/recalibration_policy.py); it bites when no workload has two anchors to tell
 NOISE_FLOOR = 0.05
 
@@ -265,7 +264,8 @@ def shrink_offsets(estimates: dict[str, Sequence[float]], *, floor: float = NOIS
     workloads with >= 2 anchors (at least ``floor``). Deliberately not a robust scale: anchors
     that disagree (one of them hit by another tenant's burst) make the whole correction less
     trusted, which on the committed runs was the better bet (a MAD scale kept more of the
-    bursty Intel anchors' correction: within +-10% 0.812 instead of 0.836, none 0.830).
+    bursty Intel anchors' correction: within +-10% 0.812 instead of 0.836, none 0.830, with
+    the model as fitted before its CV folds held out architectures).
 
     The grand median g is shrunk toward 0 by its standard error se
     (``pooled = g * max(0, 1 - se**2 / g**2)``); a workload's median m_w toward g by
