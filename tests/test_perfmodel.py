@@ -315,3 +315,31 @@ def test_shipped_store_prefers_the_machines_own_grid_store(tmp_path, monkeypatch
     assert "no latency model" in msg and "cpu.db" not in msg
     own.rename(tmp_path / f"cpu_{here.id}.db")
     assert f"cpu_{here.id}.db was profiled on this machine" in missing_model_message(here.id)
+
+
+def test_cross_validation_holds_out_whole_architectures(real_store, real_model, tmp_path):
+    """The composition is fitted on out-of-fold sums of unseen architectures (every workload
+    of an architecture in one fold); a store of fewer architectures than folds holds out
+    programs instead."""
+    import json as _json
+
+    from measurements import Store
+    from perfmodel import fit_from_store, spec_for
+    path, fp_id = real_store
+    with Store(path, readonly=True) as src:
+        lats = [r for r in src.latencies(fp_id) if r.tag == "profile"]
+        archs = {_json.dumps(dict(r.arch), sort_keys=True) for r in lats}
+        assert len(archs) >= 5
+        assert real_model.summary["cv"] == "5-fold, grouped by architecture"
+        three = sorted(archs)[:3]
+        keep = [r for r in lats if _json.dumps(dict(r.arch), sort_keys=True) in three]
+        ops = [o for r in keep for o in src.op_timings(fp_id, program=r.extra["program"])]
+        fp = next(f for f in src.fingerprints() if f.id == fp_id)
+    assert len(keep) >= 5
+    with Store(tmp_path / "few.db") as dst:
+        dst.register_fingerprint(fp)
+        dst.put_op_timings(ops)
+        dst.put_latencies(keep)
+        few = fit_from_store(dst, fp_id, spec_for("cpu"))
+    assert few.summary["cv"] == "5-fold, grouped by program"
+    assert few.summary["programs"] == len(keep)
