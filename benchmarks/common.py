@@ -97,3 +97,33 @@ def cpu_latency_model(fp, *, why: str = "the analytic roofline is used instead",
         model.save(pin)
         print(f"  pinned in {pin}: later sessions of this benchmark use it", flush=True)
     return model
+
+
+def add_rescore_args(ap) -> None:
+    """The arguments of a script that re-scores committed held-out runs: the runs and the
+    op-list cache for their compiles."""
+    ap.add_argument("results", nargs="+", help="latency_predictor.json runs (per_program)")
+    ap.add_argument("--cache", default="build/oplists_rescore",
+                    help="op-list disk cache for the compiles ('none': no cache)")
+
+
+def op_list_cache(arg: str):
+    from perfmodel.opcache import OpListCache
+    return None if arg == "none" else OpListCache(arg)
+
+
+def held_out_run(path) -> dict:
+    """A committed `latency_predictor.py` run: its JSON (``run``), ``rows`` (per program), the
+    machine's ``fingerprint`` and profile ``store``, the programs as (config, workload)
+    ``pairs``, the drift-corrected ``measured`` ms and ``workloads`` (strings)."""
+    import numpy as np
+
+    from distill import StudentConfig, Workload
+    run = json.loads(Path(path).read_text())
+    rows = run["per_program"]
+    fp_id = run["machine"]["fingerprint"]
+    return {"run": run, "rows": rows, "fingerprint": fp_id, "store": profile_store(fp_id),
+            "pairs": [(StudentConfig.from_dict(r["arch"]), Workload.parse(r["workload"]))
+                      for r in rows],
+            "measured": np.array([r["measured_ms"] for r in rows]),
+            "workloads": np.array([r["workload"] for r in rows])}

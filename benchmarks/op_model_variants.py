@@ -9,7 +9,9 @@ Each variant is fitted from the run's machine's profile store the way
 roofline scale; composition by NNLS on relative residuals of 5-fold out-of-fold op sums; one
 XGBoost model on every program) with one thing changed, and predicts the run's held-out
 programs through the :class:`perfmodel.predict.Predictor` (composed op lists) against the
-run's drift-corrected measurements. The variants:
+run's drift-corrected measurements. The variants (``as fitted``: the fit as it was when this
+study was run, composition folds by program; ``composition folds by architecture`` is what
+``fit_from_store`` does since):
   - ``seeds``: an ensemble of XGBoost models of several seeds (their mean op time);
   - ``group``: "arch" holds whole architectures out of the composition's folds (its
     out-of-fold sums then see unseen architectures, as the held-out runs do);
@@ -31,20 +33,18 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import profile_store, write_result  # noqa: E402
+from common import add_rescore_args, held_out_run, op_list_cache, write_result  # noqa: E402
 
 import numpy as np  # noqa: E402
 import xgboost as xgb  # noqa: E402
 from scipy.optimize import nnls  # noqa: E402
 from sklearn.linear_model import RidgeCV  # noqa: E402
 
-from distill import StudentConfig, Workload  # noqa: E402
 from measurements import Store  # noqa: E402
 from perfmodel.features import feature_matrix  # noqa: E402
 from perfmodel.hardware import pinned_cpu_spec  # noqa: E402
 from perfmodel.latency_model import XGB_PARAMS, LatencyModel  # noqa: E402
 from perfmodel.op_scale import from_target, roofline_us, to_target  # noqa: E402
-from perfmodel.opcache import OpListCache  # noqa: E402
 from perfmodel.predict import Predictor  # noqa: E402
 from perfmodel.training_set import training_set  # noqa: E402
 from perfmodel.validate import score  # noqa: E402
@@ -154,29 +154,22 @@ def predict_run(model, pairs, cache) -> np.ndarray:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("results", nargs="+", help="latency_predictor.json runs (per_program)")
-    ap.add_argument("--cache", default="build/oplists_rescore",
-                    help="op-list disk cache for the compiles ('none': no cache)")
+    add_rescore_args(ap)
     ap.add_argument("--variant", action="append", choices=list(VARIANTS),
                     help="only these (repeatable; default all)")
     args = ap.parse_args(argv)
-    cache = None if args.cache == "none" else OpListCache(args.cache)
+    cache = op_list_cache(args.cache)
     report = {"command": "python benchmarks/op_model_variants.py " + " ".join(sys.argv[1:]),
               "variants": {k: VARIANTS[k] for k in (args.variant or VARIANTS)}, "runs": []}
     for path in args.results:
-        run = json.loads(Path(path).read_text())
-        rows = run["per_program"]
-        fp_id = run["machine"]["fingerprint"]
-        store = profile_store(fp_id)
+        h = held_out_run(path)
+        fp_id, store, pairs, y, wl = (h[k] for k in ("fingerprint", "store", "pairs",
+                                                     "measured", "workloads"))
         with Store(store, readonly=True) as st:
             spec = pinned_cpu_spec(st, fp_id)
             ts = training_set(st, fp_id, spec)
-        pairs = [(StudentConfig.from_dict(r["arch"]), Workload.parse(r["workload"]))
-                 for r in rows]
-        y = np.array([r["measured_ms"] for r in rows])
-        wl = np.array([r["workload"] for r in rows])
-        entry = {"result": path, "store": str(store), "programs": len(rows), "scores": {}}
-        print(f"{path}: {len(rows)} held-out programs, store {store}")
+        entry = {"result": path, "store": str(store), "programs": len(pairs), "scores": {}}
+        print(f"{path}: {len(pairs)} held-out programs, store {store}")
         for name in args.variant or VARIANTS:
             model = fit_variant(ts, spec, fp_id, **VARIANTS[name])
             p = predict_run(model, pairs, cache)

@@ -27,20 +27,18 @@ Writes benchmarks/results/recalibration_policy.json.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import profile_store, write_result  # noqa: E402
+from common import add_rescore_args, held_out_run, op_list_cache, write_result  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from distill import PRESETS, StudentConfig, Workload  # noqa: E402
+from distill import PRESETS, Workload  # noqa: E402
 from measurements import Store  # noqa: E402
 from perfmodel.latency_model import fit_from_store  # noqa: E402
-from perfmodel.opcache import OpListCache  # noqa: E402
 from perfmodel.predict import Predictor  # noqa: E402
 from perfmodel.recalibrate import ANCHOR_PRESETS, estimate, shrink_offsets  # noqa: E402
 from perfmodel.validate import score  # noqa: E402
@@ -69,28 +67,21 @@ def offsets_by_policy(pred, fp_id, anchors, measured, profiled) -> dict[str, tup
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("results", nargs="+", help="latency_predictor.json runs (per_program)")
-    ap.add_argument("--cache", default="build/oplists_rescore",
-                    help="op-list disk cache for the compiles ('none': no cache)")
+    add_rescore_args(ap)
     ap.add_argument("--name", default="recalibration_policy")
     args = ap.parse_args(argv)
-    cache = None if args.cache == "none" else OpListCache(args.cache)
+    cache = op_list_cache(args.cache)
     report = {"command": "python benchmarks/recalibration_policy.py " + " ".join(sys.argv[1:]),
               "runs": []}
     for path in args.results:
-        run = json.loads(Path(path).read_text())
-        rows = run["per_program"]
-        fp_id = run["machine"]["fingerprint"]
-        store = profile_store(fp_id)
+        h = held_out_run(path)
+        run, rows, fp_id, store, pairs, y, wl = (h[k] for k in (
+            "run", "rows", "fingerprint", "store", "pairs", "measured", "workloads"))
         with Store(store, readonly=True) as st:
             model = fit_from_store(st, fp_id)
             profiled = st.latencies(fp_id)
         pred = Predictor("cpu", model, cache=cache)
-        pairs = [(StudentConfig.from_dict(r["arch"]), Workload.parse(r["workload"]))
-                 for r in rows]
         now = np.array([pred.predict(c, w).latency_ms for c, w in pairs])
-        y = np.array([r["measured_ms"] for r in rows])
-        wl = np.array([r["workload"] for r in rows])
         is_anchor = np.array([r["preset"] in ANCHOR_PRESETS for r in rows])
         sources = {"held-out presets": (
             [(r["preset"], PRESETS[r["preset"]], w) for r, (_, w) in zip(rows, pairs)
