@@ -4,8 +4,9 @@ its end-to-end latency (the default). The profiler's cost differs from program t
 program; scaled targets can.
 
 For each profile store: the model fitted both ways (`fit_from_store(op_target=...)`), scored
-out of fold (op model 5-fold by program, composition on the out-of-fold op predictions),
-overall and per workload.
+out of fold (op model 5-fold, folds as `fit_from_store` draws them: by architecture since
+2026-11-29, by program before; composition on the out-of-fold op predictions), overall and per
+workload.
 
     python benchmarks/op_target.py [--store PATH ...]
 
@@ -50,8 +51,9 @@ def main(argv=None):
                 out[f"{path.name}:{fp.id}"] = row
     path = write_result("op_target", {
         "command": "python benchmarks/op_target.py " + " ".join(argv or sys.argv[1:]),
-        "note": "out of fold: op model 5-fold grouped by program, composition fitted on the "
-                "out-of-fold op sums; per workload: MAPE (median log predicted/label)",
+        "note": "out of fold: op model 5-fold as fit_from_store folds (by architecture since "
+                "2026-11-29, by program before), composition fitted on the out-of-fold op "
+                "sums; per workload: MAPE (median log predicted/label)",
         "stores": out})
     print(f"wrote {path}")
 

@@ -321,18 +321,16 @@ def test_cross_validation_holds_out_whole_architectures(real_store, real_model, 
     """The composition is fitted on out-of-fold sums of unseen architectures (every workload
     of an architecture in one fold); a store of fewer architectures than folds holds out
     programs instead."""
-    import json as _json
-
     from measurements import Store
     from perfmodel import fit_from_store, spec_for
     path, fp_id = real_store
     with Store(path, readonly=True) as src:
         lats = [r for r in src.latencies(fp_id) if r.tag == "profile"]
-        archs = {_json.dumps(dict(r.arch), sort_keys=True) for r in lats}
+        archs = {json.dumps(dict(r.arch), sort_keys=True) for r in lats}
         assert len(archs) >= 5
         assert real_model.summary["cv"] == "5-fold, grouped by architecture"
         three = sorted(archs)[:3]
-        keep = [r for r in lats if _json.dumps(dict(r.arch), sort_keys=True) in three]
+        keep = [r for r in lats if json.dumps(dict(r.arch), sort_keys=True) in three]
         ops = [o for r in keep for o in src.op_timings(fp_id, program=r.extra["program"])]
         fp = next(f for f in src.fingerprints() if f.id == fp_id)
     assert len(keep) >= 5
