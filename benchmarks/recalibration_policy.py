@@ -43,10 +43,6 @@ from perfmodel.predict import Predictor  # noqa: E402
 from perfmodel.recalibrate import ANCHOR_PRESETS, estimate, shrink_offsets  # noqa: E402
 from perfmodel.validate import score  # noqa: E402
 
-POLICIES = ("none", "median measured/predicted", "machine change, median",
-            "measured/predicted, shrunk", "machine change, shrunk")
-
-
 def offsets_by_policy(pred, fp_id, anchors, measured, profiled) -> dict[str, tuple[dict, float]]:
     """{policy: (offsets by workload, pooled)} for these anchors' measurements."""
     change = estimate(pred, fp_id, anchors, measured, profiled=profiled)
