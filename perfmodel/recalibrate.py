@@ -231,27 +231,28 @@ def _model_errors(predictor, anchors, predicted, profiled) -> list[float]:
     """Per anchor, the model's log(profiled / predicted): at its own workload if profiled
     there, else the median over the workloads its architecture was profiled at, else 0."""
     from .sweep import PROFILE_TAG
+
+    def key(d: dict) -> str:
+        return json.dumps(dict(d), sort_keys=True)
+    archs = {key(cfg.to_dict()): cfg for _, cfg, _ in anchors}
+    own_pred = {(key(cfg.to_dict()), key(wl.to_dict())): p
+                for (_, cfg, wl), p in zip(anchors, predicted)}
     labels: dict[tuple[str, str], list[float]] = {}
-    archs = {json.dumps(cfg.to_dict(), sort_keys=True): cfg for _, cfg, _ in anchors}
     for r in profiled:
-        key = json.dumps(dict(r.arch), sort_keys=True)
-        if r.tag == PROFILE_TAG and key in archs:
-            labels.setdefault((key, json.dumps(dict(r.workload), sort_keys=True)),
-                              []).append(r.latency_ms_median)
+        if r.tag == PROFILE_TAG and key(r.arch) in archs:
+            labels.setdefault((key(r.arch), key(r.workload)), []).append(r.latency_ms_median)
     errors: dict[tuple[str, str], float] = {}
     for (a, w), ms in labels.items():
-        wl = Workload(**json.loads(w))
-        p = next((p for (_, c, x), p in zip(anchors, predicted) if x == wl and
-                  json.dumps(c.to_dict(), sort_keys=True) == a), None)
+        p = own_pred.get((a, w))
         if p is None:
-            p = float(predictor.predict(archs[a], wl).latency_ms)
+            p = float(predictor.predict(archs[a], Workload(**json.loads(w))).latency_ms)
         errors[(a, w)] = math.log(float(np.median(ms)) / p)
     out = []
     for _, cfg, wl in anchors:
-        a = json.dumps(cfg.to_dict(), sort_keys=True)
-        own = errors.get((a, json.dumps(wl.to_dict(), sort_keys=True)))
+        a, w = key(cfg.to_dict()), key(wl.to_dict())
         others = [e for (x, _), e in errors.items() if x == a]
-        out.append(own if own is not None else float(np.median(others)) if others else 0.0)
+        out.append(errors[(a, w)] if (a, w) in errors else
+                   float(np.median(others)) if others else 0.0)
     return out
 
 
