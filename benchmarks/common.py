@@ -119,9 +119,10 @@ def held_out_run(path) -> dict:
     import numpy as np
 
     from distill import StudentConfig, Workload
+    from measurements import detect
     run = json.loads(Path(path).read_text())
     rows = run["per_program"]
-    fp_id = run["machine"]["fingerprint"]
+    fp_id = run.get("machine", {}).get("fingerprint") or detect("cpu").id   # else this one
     return {"run": run, "rows": rows, "fingerprint": fp_id, "store": profile_store(fp_id),
             "pairs": [(StudentConfig.from_dict(r["arch"]), Workload.parse(r["workload"]))
                       for r in rows],

@@ -23,18 +23,16 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import profile_store, write_result  # noqa: E402
+from common import held_out_run, op_list_cache, write_result  # noqa: E402
 
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from distill import StudentConfig, Workload  # noqa: E402
-from measurements import Store, detect  # noqa: E402
+from measurements import Store  # noqa: E402
 from perfmodel.heldout_intervals import held_out_table  # noqa: E402
 from perfmodel.intervals import interval_for  # noqa: E402
 from perfmodel.latency_model import fit_from_store  # noqa: E402
 from perfmodel.op_scale import OP_SCALES  # noqa: E402
-from perfmodel.opcache import OpListCache  # noqa: E402
 from perfmodel.predict import Predictor  # noqa: E402
 from perfmodel.validate import score  # noqa: E402
 
@@ -49,24 +47,20 @@ def main(argv=None):
     ap.add_argument("--name", default="latency_rescore",
                     help="results file name (keep an earlier re-score beside a new one)")
     args = ap.parse_args(argv)
-    run = json.loads(Path(args.result).read_text())
-    rows = run["per_program"]
-    fp_id = run.get("machine", {}).get("fingerprint") or detect("cpu").id
-    store = args.store or str(profile_store(fp_id))
+    h = held_out_run(args.result)
+    run, rows, fp_id, pairs, y, wl = (h[k] for k in (
+        "run", "rows", "fingerprint", "pairs", "measured", "workloads"))
+    store = args.store or str(h["store"])
     with Store(store, readonly=True) as st:
         model = fit_from_store(st, fp_id, op_scale=args.op_scale)
     print(f"model: {model.summary['programs']} programs, op scale {model.op_scale}, spec "
           f"{model.summary['spec_source']}; CV e2e MAPE {model.summary['cv_e2e_mape']:.3f}")
-    cache = None if args.cache == "none" else OpListCache(args.cache)
-    pred = Predictor("cpu", model, cache=cache)
-    pairs = [(StudentConfig.from_dict(r["arch"]), Workload.parse(r["workload"])) for r in rows]
+    pred = Predictor("cpu", model, cache=op_list_cache(args.cache))
     preds = [pred.predict(c, w) for c, w in tqdm(pairs, desc="predict")]
     now = np.array([p.latency_ms for p in preds])
     lo = np.array([p.interval_ms[0] for p in preds])
     hi = np.array([p.interval_ms[1] for p in preds])
     then = np.array([r["learned_op_model"] for r in rows])
-    y = np.array([r["measured_ms"] for r in rows])
-    wl = np.array([r["workload"] for r in rows])
     preset = np.array([r["preset"] is not None for r in rows])
     out = {"overall": {"then": score(then, y), "now": score(now, y)}, "by_workload": {},
            "presets": {"then": score(then[preset], y[preset]),

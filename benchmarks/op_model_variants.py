@@ -43,7 +43,7 @@ from sklearn.linear_model import RidgeCV  # noqa: E402
 from measurements import Store  # noqa: E402
 from perfmodel.features import feature_matrix  # noqa: E402
 from perfmodel.hardware import pinned_cpu_spec  # noqa: E402
-from perfmodel.latency_model import XGB_PARAMS, LatencyModel  # noqa: E402
+from perfmodel.latency_model import XGB_PARAMS, LatencyModel, cv_folds  # noqa: E402
 from perfmodel.op_scale import from_target, roofline_us, to_target  # noqa: E402
 from perfmodel.predict import Predictor  # noqa: E402
 from perfmodel.training_set import training_set  # noqa: E402
@@ -108,14 +108,11 @@ def fit_variant(ts, spec, fp_id, *, seeds=(0,), group="program", min_drift=0.0,
         w = np.concatenate([np.full(len(target[p]), weight[p]) for p in ps])
         return xgb.XGBRegressor(**params, random_state=seed, n_jobs=2).fit(X, y, sample_weight=w)
 
-    rng = np.random.default_rng(0)
-    if group == "arch":
-        names = sorted({arch[p] for p in progs})
-        fold_of = {names[j]: k % folds for k, j in enumerate(rng.permutation(len(names)))}
-        fold = np.array([fold_of[arch[p]] for p in progs])
-    else:
+    if group == "arch":              # as fit_from_store draws them
+        fold, _, _ = cv_folds(ts, folds, 0, progs)
+    else:                            # as it drew them before 2026-11-29
         fold = np.empty(len(progs), int)
-        fold[rng.permutation(len(progs))] = np.arange(len(progs)) % folds
+        fold[np.random.default_rng(0).permutation(len(progs))] = np.arange(len(progs)) % folds
     oof = np.zeros(len(progs))
     for k in range(folds):
         models = [fit([p for p, f in zip(progs, fold) if f != k], s) for s in seeds]

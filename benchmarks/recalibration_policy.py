@@ -40,13 +40,13 @@ from distill import PRESETS, Workload  # noqa: E402
 from measurements import Store  # noqa: E402
 from perfmodel.latency_model import fit_from_store  # noqa: E402
 from perfmodel.predict import Predictor  # noqa: E402
-from perfmodel.recalibrate import ANCHOR_PRESETS, estimate, shrink_offsets  # noqa: E402
+from perfmodel.recalibrate import ANCHOR_PRESETS, estimate  # noqa: E402
 from perfmodel.validate import score  # noqa: E402
 
-def offsets_by_policy(pred, fp_id, anchors, measured, profiled) -> dict[str, tuple[dict, float]]:
-    """{policy: (offsets by workload, pooled)} for these anchors' measurements."""
-    change = estimate(pred, fp_id, anchors, measured, profiled=profiled)
-    raw = estimate(pred, fp_id, anchors, measured)          # model error taken as 0
+def offsets_by_policy(change, raw) -> dict[str, tuple[dict, float]]:
+    """{policy: (offsets by workload, pooled)} from the anchors' recalibration with their
+    profiled latencies (``change``, what `hwdistill recalibrate` does) and without (``raw``:
+    every anchor's estimate is its measured / predicted)."""
     out = {"none": ({}, 0.0)}
     for name, rec in (("measured/predicted", raw), ("machine change", change)):
         by_wl: dict[str, list[float]] = {}
@@ -56,8 +56,7 @@ def offsets_by_policy(pred, fp_id, anchors, measured, profiled) -> dict[str, tup
         pooled = float(np.median([e for v in by_wl.values() for e in v]))
         out[f"{name}, median" if name == "machine change" else "median measured/predicted"] = (
             med, pooled)
-        offsets, pooled, *_ = shrink_offsets(by_wl)
-        out[f"{name}, shrunk"] = (offsets, pooled)
+        out[f"{name}, shrunk"] = (rec.offsets, rec.pooled)
     return out
 
 
@@ -103,8 +102,9 @@ def main(argv=None):
                   f"{entry['run_anchors_over_held_out_rounds']['median_abs_log']:.3f})")
         for src, (anchors, measured) in sources.items():
             res = {}
-            for policy, (offsets, pooled) in offsets_by_policy(
-                    pred, fp_id, anchors, measured, profiled).items():
+            rec = estimate(pred, fp_id, anchors, measured, profiled=profiled)
+            raw = estimate(pred, fp_id, anchors, measured)      # model error taken as 0
+            for policy, (offsets, pooled) in offsets_by_policy(rec, raw).items():
                 q = now * np.exp([offsets.get(w, pooled) for w in wl])
                 s = score(q[ev], y[ev])
                 res[policy] = {"within_10pct": s["within_10pct"], "mape": s["mape"],
@@ -112,7 +112,6 @@ def main(argv=None):
                                "factors": {w: round(math.exp(v), 4) for w, v in offsets.items()}}
                 print(f"  anchors: {src:17s} {policy:28s} within ±10% {s['within_10pct']:.3f}  "
                       f"MAPE {s['mape']:.4f}")
-            rec = estimate(pred, fp_id, anchors, measured, profiled=profiled)
             res["shrinkage"] = {"noise": rec.noise, "spread": rec.spread}
             errs: dict[str, list[float]] = {}
             for a in rec.anchors:

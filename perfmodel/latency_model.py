@@ -45,7 +45,7 @@ from .training_set import OP_TARGETS, training_set
 
 __all__ = ["LatencyModel", "fit_from_store", "ModelError", "ARTIFACT_VERSION", "OP_TARGETS",
            "default_model_dir", "missing_model_message", "models_for_target",
-           "SHIPPED_STORES", "shipped_store"]
+           "SHIPPED_STORES", "shipped_store", "cv_folds"]
 
 # the profile stores committed with the repository (present in a clone, not in a wheel)
 SHIPPED_STORES = Path(__file__).resolve().parent.parent / "benchmarks" / "store"
@@ -203,20 +203,23 @@ def _fit_booster(X, y, seed):
     return m
 
 
-def _folds(ts, folds: int, seed: int) -> tuple[np.ndarray, int, str]:
-    """Each program's fold, the number of folds and how they were drawn: by architecture when
-    the store holds at least ``folds`` of them, else by program (one per fold when fewer)."""
+def cv_folds(ts, folds: int, seed: int, programs: list[str] | None = None
+             ) -> tuple[np.ndarray, int, str]:
+    """Each program's fold (``programs``, default every one of ``ts``), the number of folds
+    and how they were drawn: by architecture when they span at least ``folds`` of them, else
+    by program (one per fold when fewer)."""
+    programs = ts.programs if programs is None else programs
     rng = np.random.default_rng(seed)
-    arch = [json.dumps(dict(ts.record[p].arch), sort_keys=True) for p in ts.programs]
+    arch = [json.dumps(dict(ts.record[p].arch), sort_keys=True) for p in programs]
     names = sorted(set(arch))
     if len(names) >= folds:
         fold_of = {names[j]: k % folds for k, j in enumerate(rng.permutation(len(names)))}
         return (np.array([fold_of[a] for a in arch]), folds,
                 f"{folds}-fold, grouped by architecture")
-    n = min(folds, len(ts.programs))
-    fold = np.empty(len(ts.programs), int)
-    fold[rng.permutation(len(ts.programs))] = np.arange(len(ts.programs)) % n
-    return fold, n, ("leave-one-program-out" if n == len(ts.programs)
+    n = min(folds, len(programs))
+    fold = np.empty(len(programs), int)
+    fold[rng.permutation(len(programs))] = np.arange(len(programs)) % n
+    return fold, n, ("leave-one-program-out" if n == len(programs)
                      else f"{n}-fold, grouped by program")
 
 
@@ -262,7 +265,7 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec | None 
     prog_ids, hops, y = ts.programs, ts.ops, ts.y
     roof = {p: roofline_us(hops[p], spec) for p in prog_ids}
     target = {p: to_target(np.expm1(y[p]), roof[p], op_scale) for p in prog_ids}
-    fold, n_folds, cv = _folds(ts, folds, seed)
+    fold, n_folds, cv = cv_folds(ts, folds, seed)
     oof_sum = np.zeros(len(prog_ids))
     op_err = []
     for k in range(n_folds):  # no program's ops are in its own training set
