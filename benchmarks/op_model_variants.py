@@ -19,10 +19,13 @@ study was run, composition folds by program; ``composition folds by architecture
     than ``min_drift`` left out, or weighted ``1 / (1 + (log f / drift_scale)**2)``;
   - ``params``: XGBoost hyper-parameters;
   - ``arch_share``: a random share of the store's architectures only (a learning curve);
+  - ``op_weights``: the composition's op weights (:mod:`perfmodel.composition`) with knots
+    at these op times (``fit_from_store`` composes so since 2026-11-29, knots 1 us and 10 ms;
+    the other variants keep one weight for every op, as it composed before);
   - ``program_ridge``: a ridge regression of the out-of-fold log residual on program totals
     (log op-time sum, ops, flops and bytes per predicted microsecond, roofline share), applied
     on top.
-Writes benchmarks/results/op_model_variants.json.
+Writes benchmarks/results/op_model_variants.json (``--name``: another name).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from scipy.optimize import nnls  # noqa: E402
 from sklearn.linear_model import RidgeCV  # noqa: E402
 
 from measurements import Store  # noqa: E402
+from perfmodel.composition import OP_WEIGHT_KNOTS_US, fit_composition  # noqa: E402
 from perfmodel.features import feature_matrix  # noqa: E402
 from perfmodel.hardware import pinned_cpu_spec  # noqa: E402
 from perfmodel.latency_model import XGB_PARAMS, LatencyModel, cv_folds  # noqa: E402
@@ -60,6 +64,9 @@ VARIANTS = {
     "min_child_weight 10": {"params": {"min_child_weight": 10}},
     "1200 trees, learning rate 0.025": {"params": {"n_estimators": 1200, "learning_rate": 0.025}},
     "program-level ridge on residuals": {"group": "arch", "program_ridge": True},
+    "op weights linear in log op time": {"group": "arch", "op_weights": OP_WEIGHT_KNOTS_US},
+    "op weights at every decade 1 us-10 ms": {"group": "arch",
+                                              "op_weights": (1, 10, 100, 1e3, 1e4)},
     "75% of architectures (draw 0)": {"arch_share": 0.75, "draw": 0},
     "75% of architectures (draw 1)": {"arch_share": 0.75, "draw": 1},
     "50% of architectures (draw 0)": {"arch_share": 0.5, "draw": 0},
@@ -88,7 +95,7 @@ def _program_features(n_ops, flops, nbytes, roof_s, pred_us) -> list[float]:
 
 def fit_variant(ts, spec, fp_id, *, seeds=(0,), group="program", min_drift=0.0,
                 drift_scale=0.0, params=None, arch_share=1.0, draw=0, program_ridge=False,
-                folds=5) -> _Ensemble:
+                op_weights=None, folds=5) -> _Ensemble:
     params = {**XGB_PARAMS, **(params or {})}
     arch = {p: json.dumps(dict(ts.record[p].arch), sort_keys=True) for p in ts.programs}
     progs = [p for p in ts.programs if ts.drift[p] >= min_drift]
@@ -113,26 +120,32 @@ def fit_variant(ts, spec, fp_id, *, seeds=(0,), group="program", min_drift=0.0,
     else:                            # as it drew them before 2026-11-29
         fold = np.empty(len(progs), int)
         fold[np.random.default_rng(0).permutation(len(progs))] = np.arange(len(progs)) % folds
-    oof = np.zeros(len(progs))
+    oof_ops = [np.zeros(0)] * len(progs)
     for k in range(folds):
         models = [fit([p for p, f in zip(progs, fold) if f != k], s) for s in seeds]
         for i in np.flatnonzero(fold == k):
             p = progs[i]
-            oof[i] = np.mean([from_target(m.predict(ts.X[p]), roof[p], "roofline")
-                              for m in models], axis=0).sum()
+            oof_ops[i] = np.mean([from_target(m.predict(ts.X[p]), roof[p], "roofline")
+                                  for m in models], axis=0)
+    oof = np.array([o.sum() for o in oof_ops])
     n_ops = np.array([len(ts.ops[p]) for p in progs], float)
     e2e = np.array([ts.label_us[p] for p in progs])
     w = np.array([weight[p] for p in progs])
-    A = np.column_stack([np.ones_like(oof), oof, n_ops])
-    coef, _ = nnls(A / e2e[:, None] * w[:, None], w)
+    weights = None
+    if op_weights:                   # as fit_from_store composes (unweighted programs)
+        coef, weights, composed = fit_composition(oof_ops, e2e, knots_us=op_weights)
+    else:                            # one weight for every op, as before 2026-11-29 (14)
+        A = np.column_stack([np.ones_like(oof), oof, n_ops])
+        coef, _ = nnls(A / e2e[:, None] * w[:, None], w)
+        composed = A @ coef
     model = _Ensemble(None, tuple(float(c) for c in coef), spec, fp_id,
-                      {"interval": None}, "roofline")
+                      {"interval": None}, "roofline", weights)
     model.boosters = tuple(fit(progs, s) for s in seeds)
     if program_ridge:
         F = [_program_features(len(ts.ops[p]), sum(o.flops for o in ts.ops[p]),
                                sum(o.bytes_accessed for o in ts.ops[p]),
                                float(roof[p].sum()) / 1e6, oof[i]) for i, p in enumerate(progs)]
-        model.ridge = RidgeCV(alphas=np.logspace(-2, 3, 12)).fit(F, np.log(e2e / (A @ coef)))
+        model.ridge = RidgeCV(alphas=np.logspace(-2, 3, 12)).fit(F, np.log(e2e / composed))
     return model
 
 
@@ -154,6 +167,8 @@ def main(argv=None):
     add_rescore_args(ap)
     ap.add_argument("--variant", action="append", choices=list(VARIANTS),
                     help="only these (repeatable; default all)")
+    ap.add_argument("--name", default="op_model_variants",
+                    help="results file name (keep a study of a few variants beside the full one)")
     args = ap.parse_args(argv)
     cache = op_list_cache(args.cache)
     report = {"command": "python benchmarks/op_model_variants.py " + " ".join(sys.argv[1:]),
@@ -180,7 +195,7 @@ def main(argv=None):
                   "worst workload MAPE "
                   f"{max(v['mape'] for v in by_wl.values()):.3f}", flush=True)
         report["runs"].append(entry)
-    print(f"wrote {write_result('op_model_variants', report)}")
+    print(f"wrote {write_result(args.name, report)}")
 
 
 if __name__ == "__main__":

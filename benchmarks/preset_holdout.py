@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 
 from distill import PRESETS, StudentConfig, Workload  # noqa: E402
 from measurements import Store, detect  # noqa: E402
+from perfmodel.composition import op_weight  # noqa: E402
 from perfmodel.latency_model import LatencyModel, _fit_booster, fit_from_store  # noqa: E402
 from perfmodel.predict import Predictor  # noqa: E402
 from perfmodel.training_set import training_set  # noqa: E402
@@ -64,13 +65,16 @@ def main(argv=None):
     rows = []
     for cfg in held:
         booster = _fit_booster(*ts.stack(p for c, _, p in progs if c != cfg), 0)
-        model = LatencyModel(booster, full.composition, spec, fp.id, full.summary)
+        model = LatencyModel(booster, full.composition, spec, fp.id, full.summary,
+                             full.op_scale, full.op_weights)
         predictor = Predictor("cpu", model, table=None)
         for c, wl, p in progs:
             if c != cfg:
                 continue
-            meas_sum = float(np.expm1(ts.y[p]).sum())
-            pred_sum = float(np.expm1(booster.predict(ts.X[p])).sum())
+            meas, pred = np.expm1(ts.y[p]), np.expm1(booster.predict(ts.X[p]))
+            # the ops' terms in the composition (their times weighted by its op weights)
+            meas_sum = float((meas * op_weight(meas, full.op_weights)).sum())
+            pred_sum = float((pred * op_weight(pred, full.op_weights)).sum())
             n = len(ts.ops[p])
             label = ts.label_us[p] / 1e3
             composed = predictor.predict(c, wl).latency_ms
@@ -96,7 +100,8 @@ def main(argv=None):
         print(f"median by workload {w}: " + ", ".join(f"{k} {v:+.3f}" for k, v in s.items()))
     path = write_result("preset_holdout", {
         "command": "python benchmarks/preset_holdout.py " + " ".join(argv or sys.argv[1:]),
-        "store": Path(store_path).name, "fingerprint": fp.id, "composition": full.summary["composition"],
+        "store": Path(store_path).name, "fingerprint": fp.id,
+        "composition": full.summary["composition"],
         "note": "log errors vs the profiled end-to-end label; the parts add up only roughly "
                 "(the composition is not linear in the log)",
         "median_log_error_by_workload": summary, "programs": rows})

@@ -1,13 +1,12 @@
 """The learned latency model: XGBoost per-op latency (log target) plus a composition model
-from a program's op predictions to its end-to-end latency.
+from a program's op predictions to its end-to-end latency (:mod:`perfmodel.composition`).
 
 Composition is a real model, not a plain sum: on this 2-core CPU independent ops overlap and
-the profiler perturbs what it measures (sum of op times was 0.86x-1.5x end-to-end, docs/architecture.md),
-and each executed op costs dispatch overhead. It is fitted as
-``latency_us = a + b * sum(pred_op_us) + c * n_ops`` by non-negative least squares on
-*relative* residuals (rows divided by the measured latency, so a 1 ms program counts as much as
-a 500 ms one; unweighted, the fit had 29% MAPE against 14% weighted, on measured op sums of 168
-programs), on *out-of-fold* op predictions, so its coefficients see the op model's real errors.
+the profiler perturbs what it measures (sum of op times was 0.86x-1.5x end-to-end,
+docs/architecture.md), and each executed op costs dispatch overhead. Its coefficients are
+fitted on *out-of-fold* op predictions, so they see the op model's real errors; with
+relative residuals (rows divided by the measured latency) it had 14% MAPE against 29%
+unweighted, on measured op sums of 168 programs.
 
 What the op model learns (``op_target``): by default each program's traced op times scaled so
 that they sum to the program's end-to-end latency ("end_to_end"). A program's traced op sum
@@ -30,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
-from scipy.optimize import nnls
 
 from measurements import Store, hostlock
 from measurements.store import StoreError
 from measurements.errors import HwdistillError
 
+from .composition import fit_composition, op_weight
 from .features import FEATURE_NAMES, FEATURE_SCHEMA, feature_matrix, op_kind
 from .hardware import HardwareSpec, pinned_cpu_spec, probe_cpu
 from .hlo import HloOp
@@ -124,19 +123,29 @@ class LatencyModel:
     fingerprint_id: str
     summary: dict
     op_scale: str = "log1p"      # perfmodel.op_scale; artifacts saved before it: log1p
+    # perfmodel.composition: (knots_us, weights) of the op weights; None: 1 for every op
+    op_weights: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     def predict_ops_us(self, ops: list[HloOp]) -> np.ndarray:
+        """Each op's predicted time."""
         if not ops:
             return np.zeros(0)
         return from_target(self.booster.predict(feature_matrix(ops, self.spec)),
                            roofline_us(ops, self.spec), self.op_scale)
 
-    def compose_us(self, sum_op_us: float, n_ops: float) -> float:
+    def op_contributions_us(self, ops: list[HloOp]) -> np.ndarray:
+        """Each op's term in the composition: its predicted time times its op weight. They
+        add up over any op list (a program, or the parts it is composed from)."""
+        pred = self.predict_ops_us(ops)
+        return pred * op_weight(pred, self.op_weights)
+
+    def compose_us(self, sum_contributions_us: float, n_ops: float) -> float:
+        """End-to-end latency from the sum of the ops' :meth:`op_contributions_us`."""
         a, b, c = self.composition
-        return a + b * sum_op_us + c * n_ops
+        return a + b * sum_contributions_us + c * n_ops
 
     def predict_program_ms(self, ops: list[HloOp]) -> float:
-        return self.compose_us(float(self.predict_ops_us(ops).sum()), len(ops)) / 1e3
+        return self.compose_us(float(self.op_contributions_us(ops).sum()), len(ops)) / 1e3
 
     # -- artifact ---------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -146,7 +155,9 @@ class LatencyModel:
         meta = {"artifact_version": ARTIFACT_VERSION, "feature_schema": FEATURE_SCHEMA,
                 "feature_names": list(FEATURE_NAMES), "fingerprint_id": self.fingerprint_id,
                 "spec": self.spec.to_dict(), "composition": list(self.composition),
-                "op_scale": self.op_scale, "summary": self.summary}
+                "op_scale": self.op_scale, "summary": self.summary,
+                "op_weights": None if self.op_weights is None else {
+                    "knots_us": list(self.op_weights[0]), "weights": list(self.op_weights[1])}}
         (d / "meta.json").write_text(json.dumps(meta, indent=2))
         return d
 
@@ -175,10 +186,20 @@ class LatencyModel:
             raise ModelError(f"model {d} learns op times on scale {scale!r}, which this "
                              f"hwdistill does not know ({', '.join(OP_SCALES)}); re-run "
                              "`hwdistill fit`")
+        weights = meta.get("op_weights")     # artifacts saved before op weights: none
+        try:
+            if weights is not None:
+                weights = (tuple(float(k) for k in weights["knots_us"]),
+                           tuple(float(w) for w in weights["weights"]))
+                if len(weights[0]) != len(weights[1]) or len(weights[0]) < 1:
+                    raise ValueError("knots and weights differ in number")
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelError(f"{d / 'meta.json'}: its op_weights are corrupt ({e}); re-run "
+                             "`hwdistill fit`") from e
         booster = xgb.XGBRegressor()
         booster.load_model(str(d / "op_model.json"))
         return cls(booster, tuple(meta["composition"]), HardwareSpec(**meta["spec"]),
-                   meta["fingerprint_id"], meta["summary"], scale)
+                   meta["fingerprint_id"], meta["summary"], scale, weights)
 
 
 def _by_workload(pred, label, workloads) -> dict:
@@ -230,7 +251,8 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec | None 
 
     Cross-validation holds out whole architectures (``folds``-fold, every workload of an
     architecture in one fold), as a prediction for a new architecture must do without it:
-    the composition's coefficients are fitted on these out-of-fold op sums, and the summary's
+    the composition (:mod:`perfmodel.composition`) is fitted on these out-of-fold op
+    predictions, and the summary's
     CV scores and intervals are those of unseen architectures. Re-scored on the two hosts'
     committed held-out runs (``python benchmarks/op_model_variants.py``), folds by architecture
     instead of by program put 84.2% instead of 83.6% of the Intel run's 348 programs within
@@ -238,7 +260,7 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec | None 
     0.0626; the AMD grid store's 602-program version); the store's out-of-fold MAPE is higher
     for it (0.074 vs 0.069 there), the honest figure. With fewer architectures than folds,
     programs are held out instead, ``folds``-fold, or one at a time when the store holds fewer
-    programs (an imported TPU capture may hold three). The composition's three coefficients
+    programs (an imported TPU capture may hold three). The composition's coefficients
     are fitted only from ``folds`` programs up; with fewer, the composition is the
     plain sum of op times, and the summary says so (``composition_fitted``). On the committed
     TPU v6e capture the plain sum was within 2.1% of each of its 3 programs' measured device
@@ -266,7 +288,7 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec | None 
     roof = {p: roofline_us(hops[p], spec) for p in prog_ids}
     target = {p: to_target(np.expm1(y[p]), roof[p], op_scale) for p in prog_ids}
     fold, n_folds, cv = cv_folds(ts, folds, seed)
-    oof_sum = np.zeros(len(prog_ids))
+    oof_ops = [np.zeros(0)] * len(prog_ids)
     op_err = []
     for k in range(n_folds):  # no program's ops are in its own training set
         test = np.flatnonzero(fold == k)
@@ -275,19 +297,14 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec | None 
         for i in test:
             p = prog_ids[i]
             pred = from_target(m.predict(ts.X[p]), roof[p], op_scale)
-            oof_sum[i] = pred.sum()
+            oof_ops[i] = pred
             true = np.expm1(y[p])
             op_err.append(np.abs(pred - true) / np.maximum(true, 1e-3))
-    n_ops = np.array([len(hops[p]) for p in prog_ids], float)
     e2e = np.array([ts.label_us[p] for p in prog_ids])
     workloads = [ts.workload[p] for p in prog_ids]
-    A = np.column_stack([np.ones_like(oof_sum), oof_sum, n_ops])
+    # three coefficients from fewer programs than folds would fit them exactly, mean nothing
     fitted = len(prog_ids) >= folds
-    if fitted:
-        coef, _ = nnls(A / e2e[:, None], np.ones_like(e2e))   # minimise relative error
-    else:   # three coefficients from fewer programs would fit them exactly, and mean nothing
-        coef = np.array([0.0, 1.0, 0.0])
-    comp_pred = A @ coef
+    coef, weights, comp_pred = fit_composition(oof_ops, e2e, fit=fitted)
     booster = _fit_booster(*ts.stack(prog_ids, target), seed)
     op_err = np.concatenate(op_err)
     kinds = Counter(op_kind(o) for p in prog_ids for o in hops[p])
@@ -303,7 +320,9 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec | None 
         "cv_e2e_mape": float(np.mean(np.abs(comp_pred - e2e) / e2e)),
         "cv_e2e_within_10pct": float(np.mean(np.abs(comp_pred - e2e) / e2e <= 0.10)),
         "cv_e2e_by_workload": _by_workload(comp_pred, e2e, workloads),
-        "composition": {"a_us": coef[0], "b": coef[1], "c_us_per_op": coef[2]},
+        "composition": {"a_us": coef[0], "b": coef[1], "c_us_per_op": coef[2],
+                        "op_weights": None if weights is None else
+                        {"knots_us": list(weights[0]), "weights": list(weights[1])}},
         "composition_fitted": bool(fitted),
         # 90% prediction intervals (split conformal on the out-of-fold programs, by workload)
         "interval": interval_table(np.log(e2e / comp_pred), workloads),
@@ -314,5 +333,4 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec | None 
     if not fitted:
         summary["composition_note"] = (f"plain sum of op times: {len(prog_ids)} programs are "
                                        f"too few to fit its 3 coefficients (fitted from {folds})")
-    return LatencyModel(booster, tuple(float(c) for c in coef), spec, fingerprint_id, summary,
-                        op_scale)
+    return LatencyModel(booster, coef, spec, fingerprint_id, summary, op_scale, weights)

@@ -150,7 +150,8 @@ class Predictor:
         return ops
 
     def _memo_ops(self, ops: list[HloOp]) -> list[tuple]:
-        """Per-op roofline time, learned op time and whether the model saw the op's kind,
+        """Per-op roofline time, learned op time (its term in the composition:
+        :meth:`LatencyModel.op_contributions_us`) and whether the model saw the op's kind,
         memoised per distinct op; new ops are predicted in one call. Returns the ops' memo
         keys."""
         memo = self._op_memo
@@ -158,7 +159,7 @@ class Predictor:
         new = {k: o for k, o in zip(keys, ops) if k not in memo}
         if new:
             new_ops = list(new.values())
-            pred = (self.model.predict_ops_us(new_ops) if self.model is not None
+            pred = (self.model.op_contributions_us(new_ops) if self.model is not None
                     else np.full(len(new_ops), math.nan))
             seen = self._seen_kinds
             for k, o, p in zip(new, new_ops, pred):
@@ -267,7 +268,8 @@ class Predictor:
         return {k: s.ext(L, k) for k in ("flops", "bytes_accessed", "n_ops")}
 
     def totals(self, cfg: StudentConfig, wl: Workload) -> dict[str, float]:
-        """Every summed quantity at ``cfg.num_layers`` (incl. the learned op-time sum)."""
+        """Every summed quantity at ``cfg.num_layers`` (incl. ``pred_us``, the sum of the
+        ops' terms in the composition)."""
         s, L = self._sig(cfg, wl), cfg.num_layers
         return {k: s.ext(L, k) for k in QUANTITIES}
 

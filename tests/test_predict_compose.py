@@ -38,13 +38,14 @@ TOL = 1e-3
 
 
 def _tiny_model(ops) -> LatencyModel:
-    """A small XGBoost op model on made-up targets: the composed prediction must follow any
-    per-op model, not only the analytic one."""
+    """A small XGBoost op model on made-up targets, with op weights in its composition: the
+    composed prediction must follow any per-op model, not only the analytic one."""
     spec = spec_for("cpu")
     X = feature_matrix(ops, spec)
     y = np.log1p(X[:, 0] + 0.1 * X[:, 2])          # a function of log flops and log bytes
     booster = xgb.XGBRegressor(n_estimators=20, max_depth=3, n_jobs=1).fit(X, y)
-    return LatencyModel(booster, (5.0, 0.9, 1.5), spec, "test", {})
+    return LatencyModel(booster, (5.0, 0.9, 1.5), spec, "test", {},
+                        op_weights=((1.0, 1e4), (0.7, 1.1)))
 
 
 @pytest.fixture(scope="module")
