@@ -115,6 +115,24 @@ def test_a_clear_shift_is_applied_and_noise_is_not():
         shrink_offsets({"a": []})
 
 
+def test_one_anchors_shared_error_is_not_taken_for_a_shift():
+    """Three anchors at four workloads: one of them reads 12% fast at every workload (its
+    profile was slow), the others agree with their profiles. Counted as 12 independent
+    estimates the median shift passes; one architecture's estimates share its error, so the
+    overall shift is shrunk by the three architectures' disagreement."""
+    wls = ["1x128", "8x128", "2x384", "64x16"]
+    est = {w: [-0.12, -0.04 + 0.01 * i, -0.035 - 0.01 * i] for i, w in enumerate(wls)}
+    names = {w: ["bert-tiny", "bert-mini", "mobilebert-tiny"] for w in wls}
+    _, flat, _, _ = shrink_offsets(est)
+    _, grouped, _, _ = shrink_offsets(est, groups=names)
+    assert flat < -0.02 and flat < grouped <= 0.0
+    # agreeing architectures: a real shift is applied alike with or without groups
+    shift = {w: [-0.20, -0.21, -0.19] for w in wls}
+    assert shrink_offsets(shift, groups=names)[1] == pytest.approx(shrink_offsets(shift)[1])
+    with pytest.raises(InputError, match="anchor names"):
+        shrink_offsets(shift, groups={w: ["bert-tiny"] for w in wls})
+
+
 @settings(max_examples=200, deadline=None)
 @given(hs.dictionaries(hs.sampled_from(["1x128", "8x128", "2x384", "64x16"]),
                        hs.lists(hs.floats(-1.0, 1.0), min_size=1, max_size=5),
@@ -122,13 +140,17 @@ def test_a_clear_shift_is_applied_and_noise_is_not():
 def test_shrinkage_never_overshoots(est):
     """The overall offset lies between 0 and the anchors' median, a workload's between the
     overall one and its own median shifted alike: shrinkage only ever pulls in."""
-    offsets, pooled, noise, spread = shrink_offsets(est)
     g = float(np.median([v for vs in est.values() for v in vs]))
-    assert min(0.0, g) - 1e-12 <= pooled <= max(0.0, g) + 1e-12
-    assert noise >= NOISE_FLOOR and spread >= 0.0
-    for w, vs in est.items():
-        target = pooled + float(np.median(vs)) - g
-        assert min(pooled, target) - 1e-12 <= offsets[w] <= max(pooled, target) + 1e-12
+    names = {w: [f"anchor{i}" for i in range(len(vs))] for w, vs in est.items()}
+    flat = shrink_offsets(est)[1]
+    for groups in (None, names):      # grouped, the overall offset is shrunk at least as much
+        offsets, pooled, noise, spread = shrink_offsets(est, groups=groups)
+        assert min(0.0, g) - 1e-12 <= pooled <= max(0.0, g) + 1e-12
+        assert abs(pooled) <= abs(flat) + 1e-12
+        assert noise >= NOISE_FLOOR and spread >= 0.0
+        for w, vs in est.items():
+            target = pooled + float(np.median(vs)) - g
+            assert min(pooled, target) - 1e-12 <= offsets[w] <= max(pooled, target) + 1e-12
 
 
 def test_anchors_timed_beside_a_reference_split_shape_from_drift():
