@@ -90,3 +90,14 @@ def test_a_programs_prediction_is_its_ops_weighted_terms(real_store, real_model)
     a, b, c = real_model.composition
     want = a + b * (p * op_weight(p, real_model.op_weights)).sum() + c * len(ops)
     assert math.isclose(real_model.predict_program_ms(ops) * 1e3, want, rel_tol=1e-9)
+
+
+def test_hwdistill_fit_says_how_it_composes(real_model):
+    from hwdistill.commands.fit import composition_line
+    line = composition_line(real_model.summary)
+    w = real_model.summary["composition"]["op_weights"]["weights"]
+    assert line.startswith("composition: latency = ") and f"{w[0]:.2f} at 1 us" in line
+    assert f"{w[1]:.2f} at 10000 us" in line and "within +-10%" in line
+    small = {**real_model.summary, "composition": {**real_model.summary["composition"],
+                                                   "op_weights": None, "b": 0.97}}
+    assert "0.970 x the sum of op times" in composition_line(small)

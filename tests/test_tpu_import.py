@@ -86,6 +86,7 @@ def test_import_fit_predict_calibrated(env, capsys):
 
     rc, out, err = hw(capsys, "fit", "--target", "tpu-v6e", "--store", db)
     assert rc == 0, err
+    assert "composition: plain sum of op times: 3 programs are too few" in out
     model_dir = env / "models" / fp_id
     meta = json.loads((model_dir / "meta.json").read_text())
     assert meta["spec"]["name"] == "tpu-v6e" and meta["fingerprint_id"] == fp_id

@@ -7,9 +7,11 @@ spec, training summary and cross-validated metrics).
   hwdistill fit --target tpu-v6e         # the TPU v6e records (e.g. an imported capture)
   hwdistill fit --fingerprint 4c2259b77454 --out my-model/
 
-The summary lists the kinds of op the model was trained on (`training_op_kinds`): a model
-knows the kinds it saw; the ops of other kinds in a program it predicts are extrapolated, and
-`hwdistill predict` counts them (`unseen_ops`).
+It prints how the model composes a program's latency from its op predictions
+(perfmodel.composition: a fixed cost, the op times weighted by their size, a cost per op) and
+its out-of-fold score. The summary lists the kinds of op the model was trained on
+(`training_op_kinds`): a model knows the kinds it saw; the ops of other kinds in a program it
+predicts are extrapolated, and `hwdistill predict` counts them (`unseen_ops`).
 
 Its 90% prediction intervals come from the training programs predicted out of fold, unless the
 store holds 19 or more validation measurements (`hwdistill validate`) of programs it was not
@@ -68,6 +70,21 @@ def select_fingerprint(store, target: str):
                      + ". Pick one with --fingerprint ID")
 
 
+def composition_line(summary: dict) -> str:
+    """How the fitted model composes a program's latency from its op predictions, in words."""
+    c = summary["composition"]
+    if not summary.get("composition_fitted", True):
+        return "composition: " + summary.get("composition_note", "plain sum of op times")
+    ow = c.get("op_weights")
+    ops = (f"{c['b']:.3f} x the sum of op times" if not ow else
+           "the sum of op times, each weighted by its size: " + ", ".join(
+               f"{w:.2f} at {k:g} us" for k, w in zip(ow["knots_us"], ow["weights"]))
+           + " (linear in log time between)")
+    return (f"composition: latency = {c['a_us']:.0f} us + {ops} + {c['c_us_per_op']:.2f} us "
+            f"per op; out of fold (unseen architectures) MAPE {summary['cv_e2e_mape']:.3f}, "
+            f"{summary['cv_e2e_within_10pct']:.0%} within +-10%")
+
+
 def run(args):
     from measurements import Store, detect
     from perfmodel.hardware import spec_for
@@ -101,14 +118,16 @@ def run(args):
           f"{fp.describe()}; op kinds: " + ", ".join(f"{k} x{n}" for k, n in kinds.items())
           + f"; bytes moved per op {lo:.3g} to {hi:.3g} (a tree model does not extrapolate "
           "beyond the sizes it saw)")
+    print(composition_line(model.summary))
     if not any(k == "fusion:dot" or k in ("dot", "convolution") for k in kinds):
         print("note: no matmul (dot/convolution) op among them: a transformer's matmul "
               "fusions are extrapolated by this model; `hwdistill predict` counts such ops "
               "(unseen_ops)")
     iv = model.summary["interval"]
     if table is not None:
+        when = " to ".join(iv["source"]["measured"])
         print(f"90% intervals calibrated on {len(held)} held-out programs of earlier "
-              f"validations (`hwdistill validate`, measured {' to '.join(iv['source']['measured'])})"
+              f"validations (`hwdistill validate`, measured {when})"
               f"; by workload: " + ", ".join(f"{w} {s}" for w, s in
                                             iv["by_workload_source"].items()))
     else:
