@@ -37,7 +37,7 @@ from scipy.stats import spearmanr  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from measurements import Store  # noqa: E402
-from perfmodel.composition import _basis  # noqa: E402
+from perfmodel.composition import weight_basis  # noqa: E402
 from perfmodel.features import feature_matrix, op_kind  # noqa: E402
 from perfmodel.hardware import pinned_cpu_spec  # noqa: E402
 from perfmodel.latency_model import _fit_booster, cv_folds  # noqa: E402
@@ -64,7 +64,7 @@ def _terms(form, pred, kinds) -> list[float]:
                 for lo, hi in zip(BUCKETS_US[:-1], BUCKETS_US[1:])]
     if name == "minus":
         return [np.maximum(pred - arg, 0.0).sum()]
-    return list(_basis(pred, arg) @ pred)                    # knots
+    return list(weight_basis(pred, arg) @ pred)                         # knots
 
 
 FORMS = {"one weight": ("one weight", None), "per op kind": ("per op kind", None),

@@ -32,14 +32,16 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import nnls
 
-__all__ = ["OP_WEIGHT_KNOTS_US", "MIN_PROGRAMS_OP_WEIGHTS", "op_weight", "fit_composition"]
+__all__ = ["OP_WEIGHT_KNOTS_US", "MIN_PROGRAMS_OP_WEIGHTS", "op_weight", "weight_basis",
+           "fit_composition"]
 
 OP_WEIGHT_KNOTS_US = (1.0, 1e4)
 MIN_PROGRAMS_OP_WEIGHTS = 20
 
 
-def _basis(pred_us: np.ndarray, knots_us) -> np.ndarray:
-    """Each op's hat-function weights at the knots (rows: knots), linear in log time."""
+def weight_basis(pred_us: np.ndarray, knots_us) -> np.ndarray:
+    """Each op's share of each knot's weight (rows: knots; linear in log time between two
+    knots, all of the end knot's beyond it): ``w(p) = weights @ weight_basis(p, knots)``."""
     lp = np.log(np.maximum(pred_us, 1e-9))
     k = np.log(np.asarray(knots_us, float))
     return np.stack([np.interp(lp, k, e) for e in np.eye(len(k))])
@@ -51,7 +53,7 @@ def op_weight(pred_us: np.ndarray, op_weights) -> np.ndarray:
     if op_weights is None:
         return np.ones_like(pred_us)
     knots, weights = op_weights
-    return np.asarray(weights, float) @ _basis(pred_us, knots)
+    return np.asarray(weights, float) @ weight_basis(pred_us, knots)
 
 
 def fit_composition(op_preds: list[np.ndarray], label_us: np.ndarray, *, fit: bool = True,
@@ -71,7 +73,7 @@ def fit_composition(op_preds: list[np.ndarray], label_us: np.ndarray, *, fit: bo
         A = np.column_stack([ones, sums, n_ops])
         coef, _ = nnls(A / label_us[:, None], ones)
         return tuple(float(x) for x in coef), None, A @ coef
-    weighted = np.array([_basis(p, knots_us) @ p for p in op_preds]).reshape(len(op_preds), -1)
+    weighted = np.array([weight_basis(p, knots_us) @ p for p in op_preds])
     A = np.column_stack([ones, n_ops, weighted])
     coef, _ = nnls(A / label_us[:, None], ones)
     weights = (tuple(float(k) for k in knots_us), tuple(float(w) for w in coef[2:]))

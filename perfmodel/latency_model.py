@@ -252,16 +252,17 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec | None 
     Cross-validation holds out whole architectures (``folds``-fold, every workload of an
     architecture in one fold), as a prediction for a new architecture must do without it:
     the composition (:mod:`perfmodel.composition`) is fitted on these out-of-fold op
-    predictions, and the summary's
-    CV scores and intervals are those of unseen architectures. Re-scored on the two hosts'
-    committed held-out runs (``python benchmarks/op_model_variants.py``), folds by architecture
-    instead of by program put 84.2% instead of 83.6% of the Intel run's 348 programs within
-    +-10% and 81.8% instead of 80.7% of the AMD run's 192 (MAPE 0.0581 vs 0.0588, 0.0630 vs
-    0.0626; the AMD grid store's 602-program version); the store's out-of-fold MAPE is higher
+    predictions, and the summary's CV scores and intervals are those of unseen architectures.
+    Re-scored on the two hosts' committed held-out runs (``python
+    benchmarks/op_model_variants.py``), folds by architecture instead of by program put 84.2%
+    instead of 83.6% of the Intel run's 348 programs within +-10% and 81.8% instead of 80.7%
+    of the AMD run's 192 (MAPE 0.0581 vs 0.0588, 0.0630 vs 0.0626; the AMD grid store's
+    602-program version); the store's out-of-fold MAPE is higher
     for it (0.074 vs 0.069 there), the honest figure. With fewer architectures than folds,
     programs are held out instead, ``folds``-fold, or one at a time when the store holds fewer
     programs (an imported TPU capture may hold three). The composition's coefficients
-    are fitted only from ``folds`` programs up; with fewer, the composition is the
+    are fitted only from ``folds`` programs up (its op weights from
+    :data:`perfmodel.composition.MIN_PROGRAMS_OP_WEIGHTS`); with fewer, the composition is the
     plain sum of op times, and the summary says so (``composition_fitted``). On the committed
     TPU v6e capture the plain sum was within 2.1% of each of its 3 programs' measured device
     time (``docs/architecture.md``, facts of 2026-11-28). ``op_target``: see the module
