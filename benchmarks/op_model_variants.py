@@ -134,7 +134,7 @@ def fit_variant(ts, spec, fp_id, *, seeds=(0,), group="program", min_drift=0.0,
     weights = None
     if op_weights:                   # as fit_from_store composes (unweighted programs)
         coef, weights, composed = fit_composition(oof_ops, e2e, knots_us=op_weights)
-    else:                            # one weight for every op, as before 2026-11-29 (14)
+    else:                            # one weight for every op, as before the op weights
         A = np.column_stack([np.ones_like(oof), oof, n_ops])
         coef, _ = nnls(A / e2e[:, None] * w[:, None], w)
         composed = A @ coef
