@@ -40,7 +40,7 @@ from measurements import Store  # noqa: E402
 from perfmodel.composition import weight_basis  # noqa: E402
 from perfmodel.features import feature_matrix, op_kind  # noqa: E402
 from perfmodel.hardware import pinned_cpu_spec  # noqa: E402
-from perfmodel.latency_model import _fit_booster, cv_folds  # noqa: E402
+from perfmodel.latency_model import _fit_booster, cv_folds, out_of_fold_ops  # noqa: E402
 from perfmodel.op_scale import from_target, roofline_us, to_target  # noqa: E402
 from perfmodel.predict import Predictor  # noqa: E402
 from perfmodel.training_set import training_set  # noqa: E402
@@ -84,21 +84,16 @@ def _programs(h, cache):
     progs = ts.programs
     roof = {p: roofline_us(ts.ops[p], spec) for p in progs}
     target = {p: to_target(np.expm1(ts.y[p]), roof[p], "roofline") for p in progs}
-    fold, n, _ = cv_folds(ts, 5, 0)
-    train = []
-    for k in range(n):
-        m = _fit_booster(*ts.stack([p for p, f in zip(progs, fold) if f != k], target), 0)
-        for i in np.flatnonzero(fold == k):
-            p = progs[i]
-            train.append((from_target(m.predict(ts.X[p]), roof[p], "roofline"),
-                          [op_kind(o) for o in ts.ops[p]], ts.label_us[p], ts.workload[p],
-                          ts.record[p].arch["num_layers"]))
+    fold, _, _ = cv_folds(ts, 5, 0)
+    oof = out_of_fold_ops(ts, target, roof, fold, "roofline")
+    train = [(pred, [op_kind(o) for o in ts.ops[p]], ts.label_us[p], ts.workload[p],
+              ts.record[p].arch["num_layers"]) for p, pred in zip(progs, oof)]
     full = _fit_booster(*ts.stack(progs, target), 0)
     compiler = Predictor("cpu", None, cache=cache, table=None)
     held = []
     for (c, w), meas, wl in tqdm(list(zip(h["pairs"], h["measured"], h["workloads"])),
                                  desc="op lists"):
-        ops = compiler._compile_ops(c, w)
+        ops = compiler.program_ops(c, w)
         held.append((from_target(full.predict(feature_matrix(ops, spec)),
                                  roofline_us(ops, spec), "roofline"),
                      [op_kind(o) for o in ops], meas * 1e3, wl, c.num_layers))
@@ -142,7 +137,8 @@ def main(argv=None):
                 # does the error track the size of the program's ops? (its latency per layer)
                 "spearman_log_error_vs_ms_per_layer": {
                     w: float(spearmanr(np.log((A_he @ coef) / y_he)[m], per_layer[m])[0])
-                    for w, m in [("all", wl == wl), *((w, wl == w) for w in dict.fromkeys(wl))]}}
+                    for w, m in [("all", np.ones(len(wl), bool)),
+                                 *((w, wl == w) for w in dict.fromkeys(wl))]}}
             rho = entry["forms"][name]["spearman_log_error_vs_ms_per_layer"]["all"]
             print(f"  {name:40s} out of fold MAPE {oof['mape']:.4f} ±10% "
                   f"{oof['within_10pct']:.3f} | held out MAPE {now['mape']:.4f} ±10% "

@@ -44,7 +44,7 @@ from .training_set import OP_TARGETS, training_set
 
 __all__ = ["LatencyModel", "fit_from_store", "ModelError", "ARTIFACT_VERSION", "OP_TARGETS",
            "default_model_dir", "missing_model_message", "models_for_target",
-           "SHIPPED_STORES", "shipped_store", "cv_folds"]
+           "SHIPPED_STORES", "shipped_store", "cv_folds", "out_of_fold_ops"]
 
 # the profile stores committed with the repository (present in a clone, not in a wheel)
 SHIPPED_STORES = Path(__file__).resolve().parent.parent / "benchmarks" / "store"
@@ -244,6 +244,21 @@ def cv_folds(ts, folds: int, seed: int, programs: list[str] | None = None
                      else f"{n}-fold, grouped by program")
 
 
+def out_of_fold_ops(ts, targets: dict, roof: dict, fold: np.ndarray, op_scale: str,
+                    seed: int = 0) -> list[np.ndarray]:
+    """Each program's op predictions (us) by a booster fitted on the other folds' programs
+    (``fold``: :func:`cv_folds`; ``targets``: the op targets on ``op_scale``; ``roof``: the
+    ops' roofline times), in ``ts.programs`` order."""
+    out = [np.zeros(0)] * len(ts.programs)
+    for k in np.unique(fold):  # no program's ops are in its own training set
+        m = _fit_booster(*ts.stack((ts.programs[i] for i in np.flatnonzero(fold != k)),
+                                   targets), seed)
+        for i in np.flatnonzero(fold == k):
+            p = ts.programs[i]
+            out[i] = from_target(m.predict(ts.X[p]), roof[p], op_scale)
+    return out
+
+
 def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec | None = None, *,
                    seed: int = 0, folds: int = 5, op_target: str = "end_to_end",
                    op_scale: str = "roofline") -> LatencyModel:
@@ -289,18 +304,9 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec | None 
     roof = {p: roofline_us(hops[p], spec) for p in prog_ids}
     target = {p: to_target(np.expm1(y[p]), roof[p], op_scale) for p in prog_ids}
     fold, n_folds, cv = cv_folds(ts, folds, seed)
-    oof_ops = [np.zeros(0)] * len(prog_ids)
-    op_err = []
-    for k in range(n_folds):  # no program's ops are in its own training set
-        test = np.flatnonzero(fold == k)
-        train = np.flatnonzero(fold != k)
-        m = _fit_booster(*ts.stack((prog_ids[i] for i in train), target), seed)
-        for i in test:
-            p = prog_ids[i]
-            pred = from_target(m.predict(ts.X[p]), roof[p], op_scale)
-            oof_ops[i] = pred
-            true = np.expm1(y[p])
-            op_err.append(np.abs(pred - true) / np.maximum(true, 1e-3))
+    oof_ops = out_of_fold_ops(ts, target, roof, fold, op_scale, seed)
+    op_err = [np.abs(pred - np.expm1(y[p])) / np.maximum(np.expm1(y[p]), 1e-3)
+              for p, pred in zip(prog_ids, oof_ops)]
     e2e = np.array([ts.label_us[p] for p in prog_ids])
     workloads = [ts.workload[p] for p in prog_ids]
     # three coefficients from fewer programs than folds would fit them exactly, mean nothing

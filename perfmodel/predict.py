@@ -121,6 +121,11 @@ class Predictor:
         self.compile_s = 0.0
 
     # -- op lists ---------------------------------------------------------------------------
+    def program_ops(self, cfg: StudentConfig, wl: Workload) -> list[HloOp]:
+        """The executed ops of the whole program ``cfg`` at ``wl`` (from the disk cache or the
+        shipped table, else compiled and cached), not composed from parts."""
+        return self._compile_ops(cfg, wl)
+
     def _compile_ops(self, cfg: StudentConfig, wl: Workload) -> list[HloOp]:
         if self.cache is not None:
             ops = self.cache.get(self.target, cfg, wl)
