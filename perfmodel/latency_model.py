@@ -272,13 +272,13 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec | None 
     benchmarks/op_model_variants.py``), folds by architecture instead of by program put 84.2%
     instead of 83.6% of the Intel run's 348 programs within +-10% and 81.8% instead of 80.7%
     of the AMD run's 192 (MAPE 0.0581 vs 0.0588, 0.0630 vs 0.0626; the AMD grid store's
-    602-program version); the store's out-of-fold MAPE is higher
-    for it (0.074 vs 0.069 there), the honest figure. With fewer architectures than folds,
-    programs are held out instead, ``folds``-fold, or one at a time when the store holds fewer
-    programs (an imported TPU capture may hold three). The composition's coefficients
-    are fitted only from ``folds`` programs up (its op weights from
-    :data:`perfmodel.composition.MIN_PROGRAMS_OP_WEIGHTS`); with fewer, the composition is the
-    plain sum of op times, and the summary says so (``composition_fitted``). On the committed
+    602-program version); the store's out-of-fold MAPE is higher for it (0.074 vs 0.069
+    there), the honest figure. With fewer architectures than folds, programs are held out
+    instead, ``folds``-fold, or one at a time when the store holds fewer programs (an imported
+    TPU capture may hold three). The composition's coefficients are fitted only from ``folds``
+    programs up (its op weights from :data:`perfmodel.composition.MIN_PROGRAMS_OP_WEIGHTS`);
+    with fewer, the composition is the plain sum of op times, and the summary says so
+    (``composition_fitted``). On the committed
     TPU v6e capture the plain sum was within 2.1% of each of its 3 programs' measured device
     time (``docs/architecture.md``, facts of 2026-11-28). ``op_target``: see the module
     docstring. ``spec`` (the roofline features' hardware): default the CPU spec pinned in the
@@ -305,8 +305,8 @@ def fit_from_store(store: Store, fingerprint_id: str, spec: HardwareSpec | None 
     target = {p: to_target(np.expm1(y[p]), roof[p], op_scale) for p in prog_ids}
     fold, n_folds, cv = cv_folds(ts, folds, seed)
     oof_ops = out_of_fold_ops(ts, target, roof, fold, op_scale, seed)
-    op_err = [np.abs(pred - np.expm1(y[p])) / np.maximum(np.expm1(y[p]), 1e-3)
-              for p, pred in zip(prog_ids, oof_ops)]
+    true = [np.expm1(y[p]) for p in prog_ids]
+    op_err = [np.abs(pred - t) / np.maximum(t, 1e-3) for pred, t in zip(oof_ops, true)]
     e2e = np.array([ts.label_us[p] for p in prog_ids])
     workloads = [ts.workload[p] for p in prog_ids]
     # three coefficients from fewer programs than folds would fit them exactly, mean nothing

@@ -11,11 +11,12 @@ gives an estimate of how far that workload has moved since profiling.
 *What an anchor estimates: the machine's change, not the model's error.* An anchor's
 log(measured / predicted) is the machine's change *plus* the model's own error on that
 architecture, and the second was the larger: on the very profiles they were trained on, the
-model predicts bert-tiny 11% and 12% low (the two hosts' grid stores), bert-mini 3% and 8% low,
-mobilebert-tiny within 2.5%, so per-workload medians of log(measured / predicted) moved every
-workload by the anchors' model error (re-scored on the committed runs, ``python
-benchmarks/recalibration_policy.py``: within +-10% 0.836 -> 0.739 on the Intel run with clean
-anchors, 0.567 with the anchors that run timed). So an anchor profiled at its
+model (with its op weights) predicts bert-tiny 12% and 10% low (median log error 0.116 / 0.096,
+Intel / AMD grid stores), bert-mini 6% and 3% low, mobilebert-tiny 0.7% and 3.6% low, so
+per-workload medians of log(measured / predicted) moved every workload by the anchors' model
+error (re-scored on the committed runs, ``python benchmarks/recalibration_policy.py``: within
++-10% 0.861 -> 0.779 on the Intel run with clean anchors, 0.576 with the anchors that run
+timed). So an anchor profiled at its
 workload (``profiled``: the store's profile records) is compared with its own profiled latency,
 log(measured / profiled), free of the model; at a workload it was not profiled at, its
 log(measured / predicted) less the model's error on that architecture (its median
