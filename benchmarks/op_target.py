@@ -53,7 +53,8 @@ def main(argv=None):
         "command": "python benchmarks/op_target.py " + " ".join(argv or sys.argv[1:]),
         "note": "out of fold: op model 5-fold as fit_from_store folds (by architecture since "
                 "2026-11-29, by program before), composition fitted on the out-of-fold op "
-                "sums; per workload: MAPE (median log predicted/label)",
+                "predictions (perfmodel.composition); per workload: MAPE (median log "
+                "predicted/label)",
         "stores": out})
     print(f"wrote {path}")
 
