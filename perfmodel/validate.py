@@ -16,6 +16,7 @@ alike and cancel in the ratio (on this machine round-to-round agreement within
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -30,7 +31,7 @@ from .program import compile_local, concrete_args, concrete_inputs, concrete_par
 from .sweep import PROFILE_TAG
 
 __all__ = ["InterleavedResult", "measure_interleaved", "shared_args", "parse_program",
-           "stored_latency_ms", "score", "plot_predicted_vs_measured"]
+           "stored_latency_ms", "score", "plot_predicted_vs_measured", "measured_after_profiling"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,6 +184,29 @@ def score(pred_ms: Sequence[float], meas_ms: Sequence[float]) -> dict[str, float
             "within_5pct": float((ape <= 0.05).mean()), "within_10pct": float((ape <= 0.10).mean()),
             "spearman": float(stats.spearmanr(p, m).statistic),
             "kendall_tau": float(stats.kendalltau(p, m).statistic)}
+
+
+def measured_after_profiling(profiled_at: Sequence[float], measured_at: float) -> dict:
+    """When a validation was measured relative to the profiling its model was trained on.
+
+    ``profiled_at``: creation times (Unix seconds) of the training records; ``measured_at``: when
+    the validation's measurements started. ``another_day`` is true when the measurement's UTC date
+    is none of the profiling's: the machine's state on the profiling day is then not what the
+    validation sees (issue 15 asks for a validation on another day than the profiling).
+    """
+    if len(profiled_at) == 0:
+        raise InputError("no profiling records to date the validation against; fix: profile this "
+                         "machine first (hwdistill profile) or pass the store that was profiled")
+    utc = dt.timezone.utc
+    first, last = (dt.datetime.fromtimestamp(t, utc) for t in (min(profiled_at), max(profiled_at)))
+    when = dt.datetime.fromtimestamp(measured_at, utc)
+    days = {dt.datetime.fromtimestamp(t, utc).date() for t in profiled_at}
+    return {"profiled_from": first.isoformat(timespec="seconds"),
+            "profiled_to": last.isoformat(timespec="seconds"),
+            "profiling_dates": sorted(d.isoformat() for d in days),
+            "measured_at": when.isoformat(timespec="seconds"),
+            "hours_after_profiling": round((measured_at - max(profiled_at)) / 3600, 2),
+            "another_day": when.date() not in days}
 
 
 def plot_predicted_vs_measured(series: dict[str, tuple[Sequence[float], Sequence[float]]],

@@ -208,6 +208,36 @@ def test_stored_latency_lookup_and_program_spec_errors():
         parse_program("no-such-arch@8,128")
 
 
+def test_validation_dated_against_profiling():
+    """The goal run must measure on another UTC date than the store was profiled."""
+    import datetime as dt
+
+    from hypothesis import given, strategies as st
+
+    from measurements.errors import InputError
+    from perfmodel.validate import measured_after_profiling
+    day = 86400.0
+    t0 = dt.datetime(2026, 11, 29, tzinfo=dt.timezone.utc).timestamp()
+    late = measured_after_profiling([t0 + 14 * 3600, t0 + 18 * 3600], t0 + 23.5 * 3600)
+    assert not late["another_day"] and late["hours_after_profiling"] == 5.5
+    assert late["profiling_dates"] == ["2026-11-29"]
+    after = measured_after_profiling([t0 + 18 * 3600], t0 + day + 300)
+    assert after["another_day"] and after["measured_at"] == "2026-11-30T00:05:00+00:00"
+    # a store profiled on two days, validated on the second: not another day
+    assert not measured_after_profiling([t0, t0 + day + 60], t0 + day + 3600)["another_day"]
+    with pytest.raises(InputError, match="profile this machine"):
+        measured_after_profiling([], t0)
+
+    @given(st.lists(st.floats(0, 30 * day), min_size=1, max_size=20), st.floats(0, 40 * day))
+    def prop(offsets, at):
+        r = measured_after_profiling([t0 + o for o in offsets], t0 + at)
+        dates = {dt.datetime.fromtimestamp(t0 + o, dt.timezone.utc).date() for o in offsets}
+        measured = dt.datetime.fromtimestamp(t0 + at, dt.timezone.utc).date()
+        assert r["another_day"] == (measured not in dates)
+        assert r["hours_after_profiling"] == pytest.approx((at - max(offsets)) / 3600, abs=0.01)
+    prop()
+
+
 def _op_signature(hlo_text):
     return sorted((o.opcode, o.fusion_kind, o.fused_opcodes, o.flops, o.bytes_accessed,
                    tuple((s.dtype, s.dims) for s in o.result)) for o in executed_ops(hlo_text))
