@@ -51,6 +51,8 @@ def test_profile_fit_predict_validate(tmp_path):
     v = json.loads((tmp_path / "v" / "validation.json").read_text())
     assert v["n"] == 2 and 0 <= v["within_10pct"] <= 1 and "noise_rounds_within_10pct" in v
     assert "within_10pct_over_repeatability" in v
+    # profiled minutes ago (the date can differ only across midnight: tested in test_perfmodel)
+    assert isinstance(v["another_day_than_profiling"], bool) and 0 <= v["hours_after_profiling"] < 1
     assert set(v["before_recalibration"]) == {"mape", "within_10pct", "spearman"}
     assert "interval_90_coverage" not in v        # 5 profiled programs: too few for intervals
     assert (tmp_path / "v" / "predicted_vs_measured.png").stat().st_size > 1000

@@ -7,7 +7,9 @@ architecture present in the store's profiled set is dropped, so none was seen in
 program is measured --rounds times, interleaved; the table reports MAPE, share within +-5% and
 +-10%, Spearman and Kendall tau, and the noise floor (how often two rounds of the same program
 agree within +-10%), the ratio of the two (1.0: the prediction agrees with the hardware as often
-as measuring again does), and how often the 90% prediction interval covers the measurement.
+as measuring again does), how often the 90% prediction interval covers the measurement, and how
+many hours after the store's profiling it measured (and whether on another UTC date: a
+validation on the profiling's day has not seen the machine move).
 Writes validation.json and a predicted-vs-measured PNG to --out.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 
 from .common import add_space_arg, add_store_arg, default_model_dir, load_space, print_table
@@ -54,8 +57,9 @@ def run(args):
     from perfmodel.predict import Predictor
     from perfmodel.heldout_intervals import validation_record
     from perfmodel.sweep import PROFILE_TAG
-    from perfmodel.validate import (measure_interleaved, parse_program,
-                                    plot_predicted_vs_measured, score, stored_latency_ms)
+    from perfmodel.validate import (measure_interleaved, measured_after_profiling,
+                                    parse_program, plot_predicted_vs_measured, score,
+                                    stored_latency_ms)
 
     fp = detect("cpu")
     model = LatencyModel.load(args.model or default_model_dir(fp.id), fingerprint_id=fp.id)
@@ -94,6 +98,8 @@ def run(args):
                                                method="learned+recalibrated")
                            for p, (_, w) in zip(predictions, pairs)]
         preds = [p.latency_ms for p in predictions]
+        profiled_at = [r.created_at for r in stored if r.tag == PROFILE_TAG]
+        when = measured_after_profiling(profiled_at, time.time()) if profiled_at else None
         bar = tqdm(total=len(pairs) * (args.rounds + 1), desc="measuring")
         anchor = stored_latency_ms(stored, *reference) if reference else None
         meas = measure_interleaved(pairs, rounds=args.rounds, budget_s=args.budget_s,
@@ -124,6 +130,9 @@ def run(args):
         s["reference_anchor_ms"] = meas.reference_ms
         s["reference_anchor"] = "stored" if anchor else "this session"
         s["noise_uncorrected_rounds_within_10pct"] = meas.raw_noise_within_10pct
+    if when is not None:       # a validation on the profiling's day has not seen the machine move
+        s["hours_after_profiling"] = when["hours_after_profiling"]
+        s["another_day_than_profiling"] = when["another_day"]
     s["archs"], s["workloads"] = len(cfgs), [str(w) for w in workloads]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
