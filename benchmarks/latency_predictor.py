@@ -89,7 +89,12 @@ def main():
                     help="results file name under benchmarks/results/ (default "
                          "latency_predictor): another keeps a second host's or a calibration "
                          "run's figures beside the committed ones")
+    ap.add_argument("--not-before", default=None, metavar="ISO_TIME",
+                    help="train and predict now, but time nothing before this UTC time (e.g. "
+                         "2026-11-30T00:00: measure on another day than the profiling without "
+                         "waiting for the cold predictions then)")
     args = ap.parse_args()
+    not_before = _utc_time(args.not_before) if args.not_before else None
     workloads = [Workload.parse(w) for w in (args.workload or ["1,128", "8,128"])]
     reference = None if args.reference == "none" else parse_program(args.reference)
     fp = detect("cpu")
@@ -156,6 +161,10 @@ def main():
         print(f"intervals calibrated on {len(cal_records)} held-out programs of earlier "
               f"validations (measured {' to '.join(held_table['source']['measured'])})")
 
+    if not_before is not None and not_before > time.time():
+        print(f"predictions done; waiting {(not_before - time.time()) / 60:.1f} min until "
+              f"{args.not_before} UTC to measure", flush=True)
+        time.sleep(max(0.0, not_before - time.time()))
     when = measured_after_profiling(profiled_at, time.time())
     print(f"measuring {when['hours_after_profiling']:.1f} h after the profiling ended "
           f"({when['profiled_to']}); another day than the profiling: {when['another_day']}")
@@ -330,6 +339,15 @@ def main():
     print(f"speed: predict warm {warm_s * 1e6:.1f} us/arch, cold {cold_s:.2f} s/arch, measure "
           f"{measure_per_arch_s:.2f} s/arch -> {measure_per_arch_s / warm_s:,.0f}x (warm)")
     print(f"wrote {path}")
+
+
+def _utc_time(iso: str) -> float:
+    import datetime as dt
+    try:
+        t = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        sys.exit(f"--not-before {iso!r} is not an ISO time; e.g. 2026-11-30T00:00 (UTC)")
+    return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).timestamp()
 
 
 def _space(name: str, profiled: set):
