@@ -177,3 +177,39 @@ def test_workloads_pooled_on_a_common_scale_cover_the_level_not_more():
                 out.append(np.mean((new >= lo) & (new <= hi)))
     assert 0.885 <= np.mean(ours) <= 0.915, np.mean(ours)
     assert np.mean(mondrian) > 0.92, np.mean(mondrian)
+
+
+def test_intervals_calibrated_on_one_run_and_scored_on_another(tmp_path, monkeypatch, capsys):
+    """benchmarks/interval_cross_runs.py: a run whose errors are twice another's over-covers the
+    other when it calibrates, under-covers when calibrated on it; pooled, in between."""
+    import json
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from interval_cross_runs import main
+    rng = np.random.default_rng(5)
+
+    def run(name, sd, seed_off):
+        pp = [{"arch": {"num_layers": 1 + i % 8, "hidden_size": 64 * (1 + i // 8),
+                        "tag": seed_off}, "workload": w, "preset": None,
+               "measured_ms": 10.0 * (1 + i), "learned_op_model":
+                   10.0 * (1 + i) * float(np.exp(rng.normal(0, sd)))}
+              for i in range(60) for w in ("1x128 float32", "8x128 float32")]
+        res = {"machine": {"date": "2026-11-30T00:00:00Z"}, "train": {"cv": {"cv_e2e_mape": 0.06}},
+               "per_program": pp}
+        (tmp_path / f"{name}.json").write_text(json.dumps(res))
+        return str(tmp_path / f"{name}.json")
+
+    noisy, quiet = run("noisy", 0.10, 1), run("quiet", 0.05, 2)
+    monkeypatch.setenv("HWDISTILL_RESULTS", str(tmp_path / "out"))
+    assert main([noisy, quiet, "--halvings", "4"]) == 0
+    out = json.loads((tmp_path / "out" / "interval_cross_runs.json").read_text())
+    one = out["calibrated_on_one_run"]
+    assert one["noisy -> quiet"]["coverage"] > 0.97 and one["quiet -> noisy"]["coverage"] < 0.8
+    assert one["noisy -> quiet"]["test_programs"] == 120
+    pooled = out["pooled_two_fold_by_architecture"]["mean"]
+    assert one["quiet -> noisy"]["coverage"] < pooled < one["noisy -> quiet"]["coverage"]
+    assert "covers" in capsys.readouterr().out
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(SystemExit, match="not a latency_predictor or latency_rescore"):
+        main([noisy, str(tmp_path / "bad.json")])

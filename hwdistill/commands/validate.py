@@ -8,8 +8,8 @@ program is measured --rounds times, interleaved; the table reports MAPE, share w
 +-10%, Spearman and Kendall tau, and the noise floor (how often two rounds of the same program
 agree within +-10%), the ratio of the two (1.0: the prediction agrees with the hardware as often
 as measuring again does), how often the 90% prediction interval covers the measurement, and how
-many hours after the store's profiling it measured (and whether on another UTC date: a
-validation on the profiling's day has not seen the machine move).
+many hours after the store's profiling it measured (and whether on another UTC date: on the
+profiling's day a validation sees the machine of that day, not the one a user meets later).
 Writes validation.json and a predicted-vs-measured PNG to --out.
 """
 
@@ -130,7 +130,7 @@ def run(args):
         s["reference_anchor_ms"] = meas.reference_ms
         s["reference_anchor"] = "stored" if anchor else "this session"
         s["noise_uncorrected_rounds_within_10pct"] = meas.raw_noise_within_10pct
-    if when is not None:       # a validation on the profiling's day has not seen the machine move
+    if when is not None:       # on the profiling's day a validation sees the same day's machine
         s["hours_after_profiling"] = when["hours_after_profiling"]
         s["another_day_than_profiling"] = when["another_day"]
     s["archs"], s["workloads"] = len(cfgs), [str(w) for w in workloads]
