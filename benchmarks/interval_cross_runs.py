@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import write_result  # noqa: E402
 
 from perfmodel.heldout_intervals import held_out_table  # noqa: E402
+from perfmodel.intervals import interval_for  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
 
@@ -72,10 +73,10 @@ def coverage(cal: list[dict], test: list[dict]) -> dict:
         raise ValueError(f"{len(cal)} calibration programs are too few for a 90% interval")
     inside, width, by = [], [], {}
     for r in test:
-        lo, hi = table["by_workload"].get(r["workload"], table["pooled"])
-        ok = lo <= r["log_ratio"] <= hi
+        lo, hi = interval_for(table, r["workload"], r["predicted"])
+        ok = lo <= r["measured"] <= hi
         inside.append(ok)
-        width.append(np.exp(hi) - np.exp(lo))
+        width.append((hi - lo) / r["predicted"])
         by.setdefault(r["workload"], []).append(ok)
     return {"coverage": float(np.mean(inside)), "calibration_programs": len(cal),
             "test_programs": len(test), "median_width_over_prediction": float(np.median(width)),
