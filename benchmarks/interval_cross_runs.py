@@ -38,7 +38,8 @@ ROOT = Path(__file__).parents[1]
 
 
 def load_run(path: str | Path) -> dict:
-    """{"name", "date", "model", "rows": [{workload, measured, predicted, preset, arch}]}."""
+    """{"name", "date", "model_cv_e2e_mape", "rows": [{workload, measured, predicted, preset,
+    arch, log_ratio}]}."""
     path = Path(path)
     try:
         res = json.loads(path.read_text())

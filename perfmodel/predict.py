@@ -124,9 +124,6 @@ class Predictor:
     def program_ops(self, cfg: StudentConfig, wl: Workload) -> list[HloOp]:
         """The executed ops of the whole program ``cfg`` at ``wl`` (from the disk cache or the
         shipped table, else compiled and cached), not composed from parts."""
-        return self._compile_ops(cfg, wl)
-
-    def _compile_ops(self, cfg: StudentConfig, wl: Workload) -> list[HloOp]:
         if self.cache is not None:
             ops = self.cache.get(self.target, cfg, wl)
             if ops is not None:
@@ -189,7 +186,7 @@ class Predictor:
         todo = [p for p in progs if (p, wl) not in self._programs]
         if not todo:
             return
-        lists = [(lists or {}).get(p) or self._compile_ops(p, wl) for p in todo]
+        lists = [(lists or {}).get(p) or self.program_ops(p, wl) for p in todo]
         keys = self._memo_ops([o for ops in lists for o in ops])
         i = 0
         for p, ops in zip(todo, lists):
@@ -237,7 +234,7 @@ class Predictor:
         if (ref, wl) in self._growth:
             return
         progs = [ref.replace(num_layers=n) for n in (2, 3, 4)]
-        lists = {p: self._compile_ops(p, wl) for p in progs}
+        lists = {p: self.program_ops(p, wl) for p in progs}
         self._load_programs(progs, wl, lists)
         self._growth[(ref, wl)] = layer_growth(*(lists[p] for p in progs))
 

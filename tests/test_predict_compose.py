@@ -57,7 +57,7 @@ def shared(tmp_path_factory):
     for c in CONFIGS:
         comp.totals(c, WL)
         exact.totals(c, WL)
-    ops = [o for (cfg, wl) in list(exact._programs) for o in exact._compile_ops(cfg, wl)]
+    ops = [o for (cfg, wl) in list(exact._programs) for o in exact.program_ops(cfg, wl)]
     return d, _tiny_model(ops), comp
 
 
