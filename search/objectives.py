@@ -133,11 +133,21 @@ class PredictedLatency(Objective):
             self._predictor = Predictor(self.target, self._model, cache=OpListCache.default())
         return self._predictor
 
+    @property
+    def has_intervals(self) -> bool:
+        """Whether predictions carry a 90% interval (a learned model that recorded them)."""
+        m = self._predictor.model if self._predictor is not None else self._model
+        t = m.summary.get("interval") if m is not None else None
+        return bool(t and (t.get("pooled") or t.get("by_workload")))
+
     def evaluate(self, cand, workload):
         t0 = time.perf_counter()
         p = self.predictor.predict(cand.config, workload)
+        detail = {"calibrated": p.calibrated, "method": p.method}
+        if all(math.isfinite(v) for v in p.interval_ms):
+            detail["interval_ms"] = [float(v) for v in p.interval_ms]
         return Evaluation(self.name, p.latency_ms, self.provenance, time.perf_counter() - t0,
-                          {"calibrated": p.calibrated, "method": p.method})
+                          detail)
 
     def evaluate_many(self, cands, workload):
         out = []

@@ -9,7 +9,10 @@ distilled. With a measured latency and a predictor beside it, the predictor's lo
 the measured objective's *baseline*: the GP models log(measured / predicted) over the space
 (the latency residual) and the acquisition uses the calibrated latency with its uncertainty.
 
-Constraints: ``max_latency_ms`` (on the first latency objective) and ``max_params_m``.
+Constraints: ``max_latency_ms`` (on the first latency objective) and ``max_params_m``. A
+predicted latency is uncertain: with ``latency_bound="upper"`` the budget applies to the upper
+end of the prediction's 90% interval (:mod:`perfmodel.intervals`; about 95% one-sided), so a
+feasible student meets the budget on this machine with that confidence, not on average.
 """
 
 from __future__ import annotations
@@ -26,13 +29,29 @@ from measurements.errors import InputError
 from .objectives import Evaluation, MeasuredLatency, Objective, Parameters, PredictedLatency
 from .space import Candidate, SearchSpace
 
-__all__ = ["StudentProblem"]
+__all__ = ["StudentProblem", "LATENCY_BOUNDS", "budgeted_latency"]
+
+# what ``max_latency_ms`` applies to: the predicted latency, or its 90% interval's upper end
+LATENCY_BOUNDS = ("predicted", "upper")
+
+
+def budgeted_latency(e: Evaluation, bound: str = "predicted") -> float:
+    """The latency a budget applies to (ms): the evaluated value, or with ``bound="upper"`` the
+    upper end of its prediction interval (``e.detail["interval_ms"]``)."""
+    if bound == "predicted":
+        return e.value
+    hi = (e.detail.get("interval_ms") or (None, None))[1]
+    if hi is None or not np.isfinite(hi):
+        raise InputError(f"{e.name}: this prediction has no interval, so --latency-bound "
+                         f"upper cannot apply the budget to it")
+    return float(hi)
 
 
 class StudentProblem(Problem):
     def __init__(self, space: SearchSpace, objectives: Sequence[Objective], workload: Workload,
                  *, baseline: PredictedLatency | None = None,
-                 max_latency_ms: float | None = None, max_params_m: float | None = None):
+                 max_latency_ms: float | None = None, max_params_m: float | None = None,
+                 latency_bound: str = "predicted"):
         if len(objectives) < 2:
             raise InputError("a search needs at least two objectives (e.g. accuracy and "
                              "latency)")
@@ -45,6 +64,24 @@ class StudentProblem(Problem):
         if max_latency_ms is not None and not lat:
             raise InputError("--max-latency-ms needs a latency objective (--target)")
         self._lat = lat[0] if lat else None
+        if latency_bound not in LATENCY_BOUNDS:
+            raise InputError(f"--latency-bound {latency_bound!r}: expected one of "
+                             f"{', '.join(LATENCY_BOUNDS)}")
+        if latency_bound == "upper":
+            if max_latency_ms is None:
+                raise InputError("--latency-bound upper bounds the --max-latency-ms budget: "
+                                 "give --max-latency-ms too")
+            o = self.objectives[self._lat]
+            if not isinstance(o, PredictedLatency):
+                raise InputError(f"--latency-bound upper needs a predicted latency with its "
+                                 f"interval; {o.name} is {o.provenance}: use --latency "
+                                 f"predicted, or --latency-bound predicted")
+            if not o.has_intervals:
+                raise InputError(f"--latency-bound upper: the latency model for {o.target} "
+                                 f"gives no prediction intervals (analytic, or fitted before "
+                                 f"intervals were recorded): fit one with `hwdistill fit`, or "
+                                 f"use --latency-bound predicted")
+        self.latency_bound = latency_bound
         self._params = Parameters()
         self.baseline = baseline
         self.baseline_objectives = ()
@@ -120,7 +157,7 @@ class StudentProblem(Problem):
         F = np.array([o.to_search(e.value) for o, e in zip(self.objectives, evals)], float)
         G = []
         if self.max_latency_ms is not None:
-            G.append(evals[self._lat].value - self.max_latency_ms)
+            G.append(budgeted_latency(evals[self._lat], self.latency_bound) - self.max_latency_ms)
         if self.max_params_m is not None:
             G.append(self._params._count(cand) - self.max_params_m)
         detail = {"candidate": cand.describe(),
@@ -145,7 +182,10 @@ class StudentProblem(Problem):
         return {"space": self.space.to_dict(), "workload": self.workload.to_dict(),
                 "objectives": [o.describe() for o in self.objectives],
                 "baseline": None if self.baseline is None else self.baseline.describe(),
-                "max_latency_ms": self.max_latency_ms, "max_params_m": self.max_params_m}
+                "max_latency_ms": self.max_latency_ms, "max_params_m": self.max_params_m,
+                # only when not the default: a run recorded before the option resumes as it was
+                **({"latency_bound": self.latency_bound}
+                   if self.latency_bound != "predicted" else {})}
 
     def values(self, F: np.ndarray) -> np.ndarray:
         """Minimised objective rows -> the objectives' own units (ms, Spearman, M)."""

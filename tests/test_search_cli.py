@@ -48,6 +48,8 @@ def test_search_cli_front_table_json_png(tmp_path):
     lat = [r["latency_ms[cpu]"] for r in front]
     acc = [r["proxy[cka]"] for r in front]
     assert lat == sorted(lat) and acc == sorted(acc)    # a front: faster is less accurate
+    # what each value came with: the latency's method (and its 90% interval, when learned)
+    assert all("method" in r["detail"]["latency_ms[cpu]"] for r in front)
     assert (tmp_path / "out" / "front.png").stat().st_size > 10_000
 
 
@@ -74,6 +76,8 @@ def test_bad_inputs_are_named(tmp_path):
     bad.write_text("[dimensions]\nhidden = [64]\n")
     r = hw("search", "--space", str(bad), "--budget", "2", cwd=tmp_path)
     assert r.returncode == 2 and "unknown dimension(s) ['hidden']" in r.stderr
+    r = hw("search", "--latency-bound", "upper", "--budget", "2", cwd=tmp_path)
+    assert r.returncode == 2 and "give --max-latency-ms too" in r.stderr
     r = hw("search", "--print-space", cwd=tmp_path)
     assert r.returncode == 0 and "[dimensions]" in r.stdout
 

@@ -62,6 +62,10 @@ def add_parser(p):
     p.add_argument("--print-space", action="store_true",
                    help="print the default space file and exit")
     p.add_argument("--max-latency-ms", type=float, help="constraint on the first target")
+    p.add_argument("--latency-bound", choices=["predicted", "upper"], default="predicted",
+                   help="what --max-latency-ms applies to: the predicted latency (default), or "
+                        "the upper end of its 90%% prediction interval, so that a feasible "
+                        "student meets the budget with ~95%% confidence (needs a fitted model)")
     p.add_argument("--max-params", type=float, metavar="M", help="constraint, millions")
     p.add_argument("--model", help="latency model for the first target (default: this "
                                    "machine's, for cpu)")
@@ -143,7 +147,8 @@ def build_problem(args, store=None):
     if args.params:
         objectives.append(Parameters())
     return StudentProblem(space, objectives, wl, baseline=baseline,
-                          max_latency_ms=args.max_latency_ms, max_params_m=args.max_params)
+                          max_latency_ms=args.max_latency_ms, max_params_m=args.max_params,
+                          latency_bound=args.latency_bound)
 
 
 def run(args):
@@ -181,6 +186,8 @@ def run(args):
                      "candidate": t.provenance.get("candidate", ""),
                      **{n: float(x) for n, x in zip(names, v)},
                      "provenance": t.provenance.get("provenance", {}),
+                     # per objective: e.g. a predicted latency's 90% interval, an estimate's sd
+                     "detail": t.provenance.get("detail", {}),
                      "cost_s": round(float(t.provenance.get("cost_s", 0.0)), 2),
                      "x": t.x})
     front = sorted([r for r in rows if r["pareto"]], key=lambda r: r[names[1]])
