@@ -76,10 +76,11 @@ def validation_records(store: Store, fingerprint_id: str, *,
 
 
 def calibrate(model, records: Iterable[LatencyRecord], predictor=None, *,
-              level: float = LEVEL) -> dict | None:
+              level: float = LEVEL, progress=None) -> dict | None:
     """The model's interval table recalibrated on held-out ``records`` (see the module), or
     None when they are fewer than the level needs (19 for 90%). The model is not changed:
-    ``model.summary["interval"] = table`` applies it."""
+    ``model.summary["interval"] = table`` applies it. ``progress`` wraps the records while
+    they are predicted (e.g. ``tqdm``: a program at a new workload compiles, seconds each)."""
     records = list(records)
     if len(records) < math.ceil(2 / (1 - level) - 1):
         return None
@@ -87,7 +88,8 @@ def calibrate(model, records: Iterable[LatencyRecord], predictor=None, *,
         from .predict import Predictor
         predictor = Predictor("cpu", model)
     pred = np.array([predictor.predict(StudentConfig.from_dict(r.arch),
-                                       Workload(**r.workload)).latency_ms for r in records])
+                                       Workload(**r.workload)).latency_ms
+                     for r in (progress or iter)(records)])
     meas = np.array([r.latency_ms_median for r in records])
     dates = [time.strftime("%Y-%m-%d", time.gmtime(r.created_at)) for r in records]
     return held_out_table(model.summary.get("interval"), np.log(meas / pred),

@@ -58,7 +58,9 @@ def test_calibrated_on_held_out_programs_by_workload(validated_store, real_model
     with Store(path, readonly=True) as st:
         recs = validation_records(st, fp_id)
     pred = Predictor("cpu", real_model)
-    table = calibrate(real_model, recs, pred)
+    seen = []                                   # progress: wraps the records as predicted
+    table = calibrate(real_model, recs, pred, progress=lambda rs: (seen.append(r) or r for r in rs))
+    assert seen == recs
     own = real_model.summary["interval"]
     assert table["source"]["kind"] == "held-out" and table["source"]["programs"] == 24
     assert table["out_of_fold"] == own
@@ -88,6 +90,7 @@ def test_hwdistill_fit_calibrates_on_the_store_s_validations(validated_store, tm
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "calibrated on 24 held-out programs" in r.stdout
+    assert "fitting the op model" in r.stderr and "intervals: predicting held-out" in r.stderr
     iv = json.loads((tmp_path / "m" / "meta.json").read_text())["summary"]["interval"]
     assert iv["source"]["kind"] == "held-out"
     assert iv["by_workload_source"] == {"1x128 float32": "out-of-fold",

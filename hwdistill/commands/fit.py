@@ -22,6 +22,7 @@ own centre and scale, the out-of-fold bounds for the others).
 from __future__ import annotations
 
 import json
+import sys
 
 from measurements.errors import InputError
 
@@ -86,6 +87,8 @@ def composition_line(summary: dict) -> str:
 
 
 def run(args):
+    from tqdm import tqdm
+
     from measurements import Store, detect
     from perfmodel.hardware import spec_for
     from perfmodel.heldout_intervals import calibrate, validation_records
@@ -105,9 +108,12 @@ def run(args):
             name = args.target or target_for_device_type(fp.device_kind)
         # the CPU's spec is the one pinned in the store when it was profiled (else probed)
         spec = None if name == "cpu" else spec_for(name)
+        print(f"fitting the op model on {fp.describe()}'s records in {store.path} ...",
+              file=sys.stderr, flush=True)
         model = fit_from_store(store, fp.id, spec, seed=args.seed)
         held = validation_records(store, fp.id) if name == "cpu" else []
-    table = calibrate(model, held) if held else None
+    table = calibrate(model, held, progress=lambda rs: tqdm(
+        rs, desc="intervals: predicting held-out validations", unit="prog")) if held else None
     if table is not None:     # intervals from held-out validations, not the training labels
         model.summary["interval"] = table
     out = model.save(args.out or default_model_dir(fp.id))
