@@ -11,7 +11,7 @@ the measured objective's *baseline*: the GP models log(measured / predicted) ove
 
 Constraints: ``max_latency_ms`` (on the first latency objective) and ``max_params_m``. A
 predicted latency is uncertain: with ``latency_bound="upper"`` the budget applies to the upper
-end of the prediction's 90% interval (:mod:`perfmodel.intervals`; about 95% one-sided), so a
+end of the prediction's 90% interval (:mod:`perfmodel.intervals`; nominally 95% one-sided), so a
 feasible student meets the budget on this machine with that confidence, not on average.
 """
 
