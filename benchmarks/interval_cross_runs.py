@@ -14,7 +14,8 @@ calibrating the other (``--halvings`` random splits).
 
     python benchmarks/interval_cross_runs.py \\
         benchmarks/results/latency_rescore_4c2259b77454_opweights.json \\
-        benchmarks/results/latency_predictor_4c2259b77454.json
+        benchmarks/results/latency_predictor_4c2259b77454.json \\
+        benchmarks/results/latency_predictor_4c2259b77454_seed4.json
 
 Writes benchmarks/results/interval_cross_runs.json (``--name``).
 """

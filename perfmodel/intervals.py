@@ -22,7 +22,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["LEVEL", "conformal_bounds", "interval_table", "interval_for"]
+__all__ = ["LEVEL", "conformal_bounds", "interval_table", "interval_for", "has_bounds"]
 
 LEVEL = 0.90
 
@@ -56,6 +56,11 @@ def interval_table(log_ratios: Iterable[float], workloads: Iterable[str],
     return {"level": level, "pooled": None if pooled is None else list(pooled),
             "by_workload": {w: list(b) for w, b in by.items()},
             "programs": {w: len(vs) for w, vs in sorted(groups.items())}}
+
+
+def has_bounds(table: Mapping | None) -> bool:
+    """Whether ``table`` gives any workload an interval (pooled or its own bounds)."""
+    return bool(table and (table.get("pooled") or table.get("by_workload")))
 
 
 def interval_for(table: Mapping | None, workload: str, latency_ms: float) -> tuple[float, float]:

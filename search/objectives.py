@@ -136,9 +136,9 @@ class PredictedLatency(Objective):
     @property
     def has_intervals(self) -> bool:
         """Whether predictions carry a 90% interval (a learned model that recorded them)."""
+        from perfmodel.intervals import has_bounds
         m = self._predictor.model if self._predictor is not None else self._model
-        t = m.summary.get("interval") if m is not None else None
-        return bool(t and (t.get("pooled") or t.get("by_workload")))
+        return m is not None and has_bounds(m.summary.get("interval"))
 
     def evaluate(self, cand, workload):
         t0 = time.perf_counter()

@@ -40,11 +40,10 @@ def budgeted_latency(e: Evaluation, bound: str = "predicted") -> float:
     upper end of its prediction interval (``e.detail["interval_ms"]``)."""
     if bound == "predicted":
         return e.value
-    hi = (e.detail.get("interval_ms") or (None, None))[1]
-    if hi is None or not np.isfinite(hi):
+    if "interval_ms" not in e.detail:    # PredictedLatency records finite intervals only
         raise InputError(f"{e.name}: this prediction has no interval, so --latency-bound "
                          f"upper cannot apply the budget to it")
-    return float(hi)
+    return float(e.detail["interval_ms"][1])
 
 
 class StudentProblem(Problem):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from distill import PRESETS, Workload
 from perfmodel import Predictor
-from perfmodel.intervals import conformal_bounds, interval_for, interval_table
+from perfmodel.intervals import conformal_bounds, has_bounds, interval_for, interval_table
 
 
 def test_bounds_need_enough_ratios_and_are_order_statistics():
@@ -62,6 +62,7 @@ def test_table_is_by_workload_with_pooled_bounds_for_the_rest():
     assert (lo, hi) == pytest.approx((10 * math.exp(t["pooled"][0]), 10 * math.exp(t["pooled"][1])))
     assert all(math.isnan(v) for v in interval_for(None, "8x128 float32", 1.0))
     assert all(math.isnan(v) for v in interval_for(interval_table([0.1], ["a"]), "a", 1.0))
+    assert has_bounds(t) and not has_bounds(None) and not has_bounds(interval_table([0.1], ["a"]))
 
 
 def test_a_fitted_model_carries_intervals_into_predictions(real_model):
